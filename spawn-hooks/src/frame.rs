@@ -1,0 +1,678 @@
+//! Frames and the poll protocol.
+//!
+//! A [`Frame`] is the unit of suspension: it owns a current [`Mapping`], the
+//! bindings made in it and the lifecycle hooks registered in it. Each thread
+//! has one *current* frame, held by value in a thread-local; entering a frame
+//! swaps it in and keeps the previous one aside, leaving it swaps back. That is
+//! all a poll of a frame without hooks costs.
+//!
+//! The protocol, per frame and per poll, on the polling thread (see
+//! [`Entered`]):
+//!
+//! 1. the frame becomes current, the previous one is saved;
+//! 2. from the second poll on, removals deferred by guards dropped elsewhere
+//!    are applied and the hooks' `on_resume` run in registration order;
+//! 3. the inner future is polled (by the caller);
+//! 4. on `Pending`, or when the poll unwinds, the hooks' `on_yield` run in
+//!    reverse order and the saved frame becomes current again;
+//! 5. on `Ready` (and for closure frames when the closure returns or unwinds)
+//!    what is left of the bindings and hooks is dropped, then the saved frame
+//!    becomes current again.
+//!
+//! No user code (hook callbacks, value or hook destructors) ever runs while
+//! the thread-local is borrowed: items are taken out, the borrow is released,
+//! then the item is called or dropped. That makes every entry point re-entrant.
+//! User code that panics inside the protocol is caught, the protocol finishes
+//! (so the thread is back in its saved frame) and the panic is resumed
+//! afterwards, unless the thread is already unwinding, in which case it is
+//! discarded rather than aborting the process.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::error::BindError;
+use crate::lifecycle::Lifecycle;
+use crate::mapping::{Mapping, Value};
+use crate::sync::{lock, thread_local, Arc, AtomicBool, Mutex, Ordering};
+
+type Payload = Box<dyn Any + Send + 'static>;
+
+/// What a guard keeps to find its binding or hook: the frame's shared part and
+/// the id within the frame.
+pub(crate) type Registered = (Arc<Shared>, u64);
+
+thread_local! {
+    static CURRENT: RefCell<Frame> = RefCell::new(Frame::base());
+}
+
+// ===== Frame =====
+
+/// One frame: a mapping plus, once something is bound or registered in it,
+/// its bindings and hooks. A frame with nothing registered is three words and
+/// owns no allocation of its own.
+#[derive(Default)]
+pub(crate) struct Frame {
+    pub(crate) mapping: Mapping,
+    ext: Option<Box<FrameExt>>,
+    /// The thread's base frame, for code that runs outside any frame.
+    base: bool,
+}
+
+/// The rarely used part of a frame, allocated on the first binding or hook.
+struct FrameExt {
+    /// The part guards can reach from any thread.
+    shared: Arc<Shared>,
+    /// Ids of bindings and hooks, unique within the frame, increasing.
+    next_id: u64,
+    /// Live bindings, oldest first.
+    bindings: Vec<BindingRec>,
+    /// Live hooks, oldest first (so ids increase along the vector).
+    hooks: Vec<HookSlot>,
+}
+
+struct BindingRec {
+    id: u64,
+    var: u64,
+    value: Value,
+    /// The frame's mapping before this binding was added.
+    before: Mapping,
+}
+
+struct HookSlot {
+    id: u64,
+    /// `None` while the hook is being called (it is out of the frame then).
+    hook: Option<Box<dyn Lifecycle>>,
+    /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
+    entered: bool,
+    /// Its guard was dropped while it was being called.
+    removed: bool,
+}
+
+/// What a guard dropped away from its frame reaches: a queue of removals the
+/// frame applies the next time it is read, entered or resumed.
+pub(crate) struct Shared {
+    pending: AtomicBool,
+    state: Mutex<SharedState>,
+}
+
+struct SharedState {
+    /// The frame has ended: removals are moot.
+    closed: bool,
+    removals: Vec<u64>,
+}
+
+/// Something taken out of a frame, to be finished outside the borrow.
+enum Removed {
+    Nothing,
+    Binding {
+        _rec: BindingRec,
+        _old: Mapping,
+        _rebuilt: Vec<Mapping>,
+    },
+    Hook {
+        hook: Box<dyn Lifecycle>,
+        entered: bool,
+    },
+}
+
+impl Frame {
+    fn base() -> Frame {
+        Frame {
+            base: true,
+            ..Frame::default()
+        }
+    }
+
+    pub(crate) fn with_mapping(mapping: Mapping) -> Frame {
+        Frame {
+            mapping,
+            ext: None,
+            base: false,
+        }
+    }
+
+    fn owns(&self, shared: &Arc<Shared>) -> bool {
+        self.ext
+            .as_deref()
+            .is_some_and(|e| Arc::ptr_eq(&e.shared, shared))
+    }
+
+    fn has_pending(&self) -> bool {
+        self.ext
+            .as_deref()
+            .is_some_and(|e| e.shared.pending.load(Ordering::Acquire))
+    }
+
+    fn ext_mut(&mut self) -> &mut FrameExt {
+        self.ext.get_or_insert_with(|| {
+            Box::new(FrameExt {
+                shared: Arc::new(Shared {
+                    pending: AtomicBool::new(false),
+                    state: Mutex::new(SharedState {
+                        closed: false,
+                        removals: Vec::new(),
+                    }),
+                }),
+                next_id: 0,
+                bindings: Vec::new(),
+                hooks: Vec::new(),
+            })
+        })
+    }
+
+    fn bind(&mut self, var: u64, value: Value) -> Registered {
+        let mapping = self.mapping.with(var, value.clone());
+        let before = mem::replace(&mut self.mapping, mapping);
+        let ext = self.ext_mut();
+        let id = ext.next_id;
+        ext.next_id += 1;
+        ext.bindings.push(BindingRec {
+            id,
+            var,
+            value,
+            before,
+        });
+        (ext.shared.clone(), id)
+    }
+
+    fn add_hook(&mut self, hook: Box<dyn Lifecycle>) -> Registered {
+        let ext = self.ext_mut();
+        let id = ext.next_id;
+        ext.next_id += 1;
+        ext.hooks.push(HookSlot {
+            id,
+            hook: Some(hook),
+            entered: true,
+            removed: false,
+        });
+        (ext.shared.clone(), id)
+    }
+
+    /// Removes the binding or hook `id`, by identity.
+    fn remove(&mut self, id: u64) -> Removed {
+        let Some(ext) = self.ext.as_deref_mut() else {
+            return Removed::Nothing;
+        };
+        if let Some(i) = ext.bindings.iter().rposition(|b| b.id == id) {
+            let rec = ext.bindings.remove(i);
+            // Later bindings were stacked on the removed one: replay them on
+            // what was there before it, so each keeps its own value and the
+            // removed one disappears, whatever the drop order.
+            let mut mapping = rec.before.clone();
+            let mut rebuilt = Vec::new();
+            for later in &mut ext.bindings[i..] {
+                let next = mapping.with(later.var, later.value.clone());
+                rebuilt.push(mem::replace(&mut later.before, mapping));
+                mapping = next;
+            }
+            let old = mem::replace(&mut self.mapping, mapping);
+            return Removed::Binding {
+                _rec: rec,
+                _old: old,
+                _rebuilt: rebuilt,
+            };
+        }
+        if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
+            let slot = &mut ext.hooks[i];
+            return match slot.hook.take() {
+                Some(hook) => {
+                    let entered = slot.entered;
+                    ext.hooks.remove(i);
+                    Removed::Hook { hook, entered }
+                }
+                None => {
+                    // Being called right now: the caller drops it afterwards.
+                    slot.removed = true;
+                    Removed::Nothing
+                }
+            };
+        }
+        Removed::Nothing
+    }
+
+    /// Takes out the next hook to call in `phase`, after `cursor`.
+    fn take_hook(
+        &mut self,
+        phase: Phase,
+        cursor: Option<u64>,
+    ) -> Option<(u64, Box<dyn Lifecycle>)> {
+        let hooks = &mut self.ext.as_deref_mut()?.hooks;
+        let slot = match phase {
+            Phase::Resume => hooks
+                .iter_mut()
+                .find(|s| cursor.is_none_or(|c| s.id > c) && s.hook.is_some() && !s.entered),
+            Phase::Yield => hooks
+                .iter_mut()
+                .rev()
+                .find(|s| cursor.is_none_or(|c| s.id < c) && s.hook.is_some() && s.entered),
+        }?;
+        Some((slot.id, slot.hook.take()?))
+    }
+
+    /// Puts a called hook back; returns it if its guard was dropped meanwhile.
+    fn put_hook(
+        &mut self,
+        id: u64,
+        hook: Box<dyn Lifecycle>,
+        entered: bool,
+    ) -> Option<Box<dyn Lifecycle>> {
+        let Some(ext) = self.ext.as_deref_mut() else {
+            return Some(hook);
+        };
+        let Some(i) = ext.hooks.iter().position(|s| s.id == id) else {
+            return Some(hook);
+        };
+        if ext.hooks[i].removed {
+            ext.hooks.remove(i);
+            return Some(hook);
+        }
+        ext.hooks[i].hook = Some(hook);
+        ext.hooks[i].entered = entered;
+        None
+    }
+
+    /// Drops a hook slot whose hook panicked (the hook itself is out).
+    fn forget_hook(&mut self, id: u64) {
+        if let Some(ext) = self.ext.as_deref_mut() {
+            ext.hooks.retain(|s| s.id != id);
+        }
+    }
+
+    /// Takes out the newest hook, else the newest binding, for teardown.
+    fn pop_item(&mut self) -> Option<Removed> {
+        let ext = self.ext.as_deref_mut()?;
+        if let Some(slot) = ext.hooks.pop() {
+            return Some(match slot.hook {
+                Some(hook) => Removed::Hook {
+                    hook,
+                    entered: slot.entered,
+                },
+                None => Removed::Nothing,
+            });
+        }
+        let id = ext.bindings.last()?.id;
+        Some(self.remove(id))
+    }
+
+    /// Marks the frame ended: guards dropped from now on do nothing.
+    fn close(&mut self) {
+        if let Some(ext) = self.ext.as_deref() {
+            ext.shared.close();
+        }
+    }
+
+    fn take_pending(&mut self) -> Vec<Removed> {
+        let Some(ext) = self.ext.as_deref() else {
+            return Vec::new();
+        };
+        let ids = ext.shared.take_pending();
+        ids.into_iter().map(|id| self.remove(id)).collect()
+    }
+}
+
+impl Drop for FrameExt {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ext = self.ext.as_deref();
+        f.debug_struct("Frame")
+            .field("mapping", &self.mapping)
+            .field("bindings", &ext.map_or(0, |e| e.bindings.len()))
+            .field("hooks", &ext.map_or(0, |e| e.hooks.len()))
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+// ===== impl Shared =====
+
+impl Shared {
+    fn defer(&self, id: u64) {
+        let mut state = lock(&self.state);
+        if state.closed {
+            return;
+        }
+        state.removals.push(id);
+        self.pending.store(true, Ordering::Release);
+    }
+
+    fn take_pending(&self) -> Vec<u64> {
+        let mut state = lock(&self.state);
+        self.pending.store(false, Ordering::Release);
+        mem::take(&mut state.removals)
+    }
+
+    fn close(&self) {
+        let mut state = lock(&self.state);
+        state.closed = true;
+        state.removals = Vec::new();
+        self.pending.store(false, Ordering::Release);
+    }
+}
+
+// ===== impl Removed =====
+
+impl Removed {
+    /// Finishes a removal: a hook is dropped in the entered state, so a
+    /// suspended one is resumed first. Returns the panic of user code, if any.
+    fn finish(self) -> Result<(), Payload> {
+        match self {
+            Removed::Nothing => Ok(()),
+            removed @ Removed::Binding { .. } => catch(move || drop(removed)),
+            Removed::Hook { mut hook, entered } => {
+                let resumed = if entered {
+                    Ok(())
+                } else {
+                    catch(|| hook.on_resume())
+                };
+                let dropped = catch(move || drop(hook));
+                resumed.and(dropped)
+            }
+        }
+    }
+}
+
+fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+fn keep_first(slot: &mut Option<Payload>, result: Result<(), Payload>) {
+    if let Err(payload) = result {
+        slot.get_or_insert(payload);
+    }
+}
+
+/// Re-raises a panic of user code caught by the protocol, unless the thread is
+/// already unwinding (a second panic would abort the process).
+fn rethrow(payload: Option<Payload>) {
+    if let Some(payload) = payload {
+        if !std::thread::panicking() {
+            panic::resume_unwind(payload);
+        }
+    }
+}
+
+// ===== reading and binding from the current frame =====
+
+/// Applies removals deferred by guards dropped away from their frame.
+fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
+    let removed = match cell.try_borrow_mut() {
+        Ok(mut frame) if frame.has_pending() => frame.take_pending(),
+        _ => return None,
+    };
+    let mut payload = None;
+    for r in removed {
+        keep_first(&mut payload, r.finish());
+    }
+    payload
+}
+
+/// Calls `f` with the current frame's mapping (an empty one where the thread's
+/// context is gone, during thread-local destruction).
+pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
+    let mut f = Some(f);
+    let done = CURRENT.try_with(|cell| {
+        let mut frame = cell.try_borrow().ok()?;
+        if frame.has_pending() {
+            drop(frame);
+            rethrow(settle(cell));
+            frame = cell.try_borrow().ok()?;
+        }
+        let f = f.take()?;
+        Some(f(&frame.mapping))
+    });
+    match done {
+        Ok(Some(r)) => r,
+        _ => match f.take() {
+            Some(f) => f(&Mapping::empty()),
+            None => unreachable!("the reader ran but returned nothing"),
+        },
+    }
+}
+
+/// A clone of the current mapping: O(1).
+pub(crate) fn current_mapping() -> Mapping {
+    read(Mapping::clone)
+}
+
+/// Registers a binding in the current frame.
+pub(crate) fn bind(name: &'static str, var: u64, value: Value) -> Result<Registered, BindError> {
+    register(name, |frame| frame.bind(var, value))
+}
+
+/// Registers a hook in the current frame; on refusal the hook is handed back.
+pub(crate) fn add_hook(
+    hook: Box<dyn Lifecycle>,
+) -> Result<Registered, (BindError, Box<dyn Lifecycle>)> {
+    let mut hook = Some(hook);
+    register("a lifecycle hook", |frame| {
+        frame.add_hook(hook.take().expect("registered once"))
+    })
+    .map_err(|e| (e, hook.take().expect("not registered")))
+}
+
+fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R, BindError> {
+    let done = CURRENT.try_with(|cell| {
+        rethrow(settle(cell));
+        let mut frame = cell
+            .try_borrow_mut()
+            .map_err(|_| BindError::borrowed(what))?;
+        if frame.base && crate::unframed::refused() {
+            return Err(BindError::unframed(what));
+        }
+        Ok(f(&mut frame))
+    });
+    done.unwrap_or_else(|_| Err(BindError::destroyed(what)))
+}
+
+/// Removes a binding or hook by identity: at once when its frame is the
+/// current one on this thread, otherwise the next time that frame is read,
+/// entered or resumed.
+pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
+    let mut removed = None;
+    let _ = CURRENT.try_with(|cell| {
+        if let Ok(mut frame) = cell.try_borrow_mut() {
+            if frame.owns(shared) {
+                removed = Some(frame.remove(id));
+            }
+        }
+    });
+    match removed {
+        Some(removed) => rethrow(removed.finish().err()),
+        None => shared.defer(id),
+    }
+}
+
+// ===== the poll protocol =====
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Resume,
+    Yield,
+}
+
+/// What leaving a frame does with it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Leave {
+    /// Run `on_yield`, keep bindings and hooks for the next poll.
+    Suspend,
+    /// Drop what is left of the bindings and hooks: the frame has ended.
+    End,
+}
+
+/// A frame installed as the thread's current frame. Dropping it leaves the
+/// frame (steps 4 and 5) and puts it back into `home`; because that happens
+/// in `Drop`, a panic in the polled future or closure still restores the
+/// thread's previous frame, and nested frames unwind in order (they are
+/// strictly stack-scoped, so the frame current at drop time is always ours).
+pub(crate) struct Entered<'a> {
+    home: &'a mut Frame,
+    /// The frame that was current before; `None` if nothing was installed
+    /// (the thread's context was already destroyed).
+    saved: Option<Frame>,
+    leave: Leave,
+    panic: Option<Payload>,
+}
+
+impl<'a> Entered<'a> {
+    /// Steps 1 and 2: installs `home` as the current frame; when `resuming`,
+    /// applies deferred removals and runs `on_resume`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called inside a `Variable::with` callback, whose borrow of
+    /// the current frame forbids replacing it.
+    #[track_caller]
+    pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
+        let mut incoming = Some(mem::take(home));
+        let swapped = CURRENT.try_with(|cell| match cell.try_borrow_mut() {
+            Ok(mut current) => Ok(mem::replace(&mut *current, incoming.take().expect("once"))),
+            Err(_) => Err(()),
+        });
+        let saved = match swapped {
+            Ok(Ok(saved)) => Some(saved),
+            Ok(Err(())) => {
+                *home = incoming.take().expect("not installed");
+                panic!(
+                    "rt-ext: cannot enter a frame inside a `Variable::with` callback; \
+                     read the value with `Variable::get` (or capture a `Snapshot`) \
+                     and enter the frame outside the callback"
+                );
+            }
+            Err(_) => {
+                *home = incoming.take().expect("not installed");
+                None
+            }
+        };
+        let mut entered = Entered {
+            home,
+            saved,
+            leave,
+            panic: None,
+        };
+        if resuming && entered.saved.is_some() {
+            let _ = CURRENT.try_with(|cell| {
+                entered.panic = settle(cell);
+                run_hooks(cell, Phase::Resume, &mut entered.panic);
+            });
+        }
+        entered
+    }
+
+    /// Whether a hook panicked while the frame was resumed; the caller should
+    /// not poll then, and the panic is resumed when `self` drops.
+    pub(crate) fn panicked(&self) -> bool {
+        self.panic.is_some()
+    }
+
+    /// Leaves the frame for good (step 5).
+    pub(crate) fn end(mut self) {
+        self.leave = Leave::End;
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let Some(saved) = self.saved.take() else {
+            return;
+        };
+        let leave = self.leave;
+        let panic = &mut self.panic;
+        let restored = CURRENT.try_with(|cell| {
+            match leave {
+                Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
+                Leave::End => teardown(cell, panic),
+            }
+            mem::replace(&mut *cell.borrow_mut(), saved)
+        });
+        if let Ok(mine) = restored {
+            if leave == Leave::End {
+                // Whatever a destructor bound during teardown goes now, with
+                // the frame no longer current: nothing can observe it.
+                if let Err(p) = catch(move || drop(mine)) {
+                    panic.get_or_insert(p);
+                }
+            } else {
+                // `home` holds the empty placeholder left by `enter`.
+                *self.home = mine;
+            }
+        }
+        rethrow(self.panic.take());
+    }
+}
+
+impl fmt::Debug for Entered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entered")
+            .field("leave", &self.leave)
+            .finish()
+    }
+}
+
+/// Runs the hooks of the current frame for `phase`: `on_resume` oldest first,
+/// `on_yield` newest first. The `entered` flag of each hook makes the two
+/// strictly alternate, whatever hooks are added or removed by the callbacks.
+/// A hook that panics is dropped at once; the others still run.
+fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+    let mut cursor = None;
+    loop {
+        let Some((id, mut hook)) = cell.borrow_mut().take_hook(phase, cursor) else {
+            return;
+        };
+        cursor = Some(id);
+        let called = catch(|| match phase {
+            Phase::Resume => hook.on_resume(),
+            Phase::Yield => hook.on_yield(),
+        });
+        if let Err(p) = called {
+            panic.get_or_insert(p);
+            cell.borrow_mut().forget_hook(id);
+            keep_first(panic, catch(move || drop(hook)));
+            continue;
+        }
+        let removed = cell.borrow_mut().put_hook(id, hook, phase == Phase::Resume);
+        if let Some(hook) = removed {
+            keep_first(panic, catch(move || drop(hook)));
+        }
+    }
+}
+
+/// Drops what is left in the current frame, newest hook first, then newest
+/// binding first, with the frame still current so destructors see it.
+fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
+    if let Some(p) = settle(cell) {
+        panic.get_or_insert(p);
+    }
+    loop {
+        let Some(item) = cell.borrow_mut().pop_item() else {
+            break;
+        };
+        keep_first(panic, item.finish());
+    }
+    cell.borrow_mut().close();
+}
+
+/// Runs `f` in a new frame that starts from `mapping` and ends when `f`
+/// returns or unwinds.
+pub(crate) fn run_in<R>(mapping: Mapping, f: impl FnOnce() -> R) -> R {
+    let mut home = Frame::with_mapping(mapping);
+    let _entered = Entered::enter(&mut home, false, Leave::End);
+    f()
+}
+
+#[cfg(all(test, not(spawn_hooks_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_without_registrations_is_small() {
+        assert!(mem::size_of::<Frame>() <= 4 * mem::size_of::<usize>());
+    }
+}

@@ -1,0 +1,198 @@
+//! `Framed`: a future that runs in its own frame.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::frame::{self, Entered, Frame, Leave};
+use crate::mapping::{Mapping, Value};
+
+/// Where a frame's mapping comes from, and how far its future has got.
+enum State {
+    /// From the poller's context at the first poll.
+    Inherit,
+    /// From the poller's context at the first poll, plus one binding.
+    InheritWith(u64, Value),
+    /// Already in the frame (spawns, snapshots): not polled yet.
+    Given,
+    /// Polled at least once, not finished.
+    Suspended,
+    /// Finished (or its first poll never came and it was dropped).
+    Done,
+}
+
+pin_project! {
+    /// A future running in its own frame: bindings made and hooks registered
+    /// while it runs belong to it, its hooks run when it suspends and
+    /// resumes, and none of it is visible to the code that polls it.
+    ///
+    /// Made by [`FutureExt::frame`], [`Variable::scope`](crate::Variable::scope)
+    /// and [`Snapshot::scope`](crate::Snapshot::scope). When dropped while
+    /// suspended (cancelled), the frame is resumed while the inner future is
+    /// dropped, so its destructors see its context and its hooks are dropped
+    /// entered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spawn_hooks::{FutureExt, Variable};
+    ///
+    /// static V: Variable<u8> = Variable::new("v");
+    /// # futures::executor::block_on(async {
+    /// let inner = async {
+    ///     let _b = V.set(1);
+    ///     V.get()
+    /// }
+    /// .frame();
+    /// assert_eq!(inner.await, Some(1));
+    /// assert_eq!(V.get(), None);
+    /// # });
+    /// ```
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct Framed<F> {
+        #[pin]
+        future: Option<F>,
+        frame: Frame,
+        state: State,
+    }
+
+    impl<F> PinnedDrop for Framed<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.future.is_none() {
+                return;
+            }
+            let resuming = match mem::replace(this.state, State::Done) {
+                State::Suspended => true,
+                State::Given => false,
+                // Never polled and never given a mapping: nothing to enter.
+                _ => return,
+            };
+            let entered = Entered::enter(this.frame, resuming, Leave::End);
+            this.future.set(None);
+            entered.end();
+        }
+    }
+}
+
+impl<F> Framed<F> {
+    fn new(fut: F, frame: Frame, state: State) -> Framed<F> {
+        Framed {
+            future: Some(fut),
+            frame,
+            state,
+        }
+    }
+
+    pub(crate) fn inherit(fut: F) -> Framed<F> {
+        Framed::new(fut, Frame::default(), State::Inherit)
+    }
+
+    pub(crate) fn inherit_with(id: u64, value: Value, fut: F) -> Framed<F> {
+        Framed::new(fut, Frame::default(), State::InheritWith(id, value))
+    }
+
+    pub(crate) fn given(mapping: Mapping, fut: F) -> Framed<F> {
+        Framed::new(fut, Frame::with_mapping(mapping), State::Given)
+    }
+
+    /// The inner future, if it has not finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::FutureExt;
+    /// let framed = std::future::ready(3).frame();
+    /// assert!(framed.get_ref().is_some());
+    /// ```
+    pub fn get_ref(&self) -> Option<&F> {
+        self.future.as_ref()
+    }
+}
+
+impl<F: Future> Future for Framed<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let resuming = match mem::replace(this.state, State::Suspended) {
+            State::Inherit => {
+                this.frame.mapping = frame::current_mapping();
+                false
+            }
+            State::InheritWith(id, value) => {
+                this.frame.mapping = frame::current_mapping().with(id, value);
+                false
+            }
+            State::Given => false,
+            State::Suspended => true,
+            State::Done => {
+                *this.state = State::Done;
+                panic!("`Framed` polled after completion")
+            }
+        };
+        let entered = Entered::enter(this.frame, resuming, Leave::Suspend);
+        if entered.panicked() {
+            // A hook panicked on resume: leave (the others yield) and let the
+            // panic go on from here, as if the future had panicked.
+            drop(entered);
+            unreachable!("the hook's panic is resumed when the frame is left");
+        }
+        let Some(fut) = this.future.as_mut().as_pin_mut() else {
+            unreachable!("a suspended frame has its future")
+        };
+        let poll = fut.poll(cx);
+        if poll.is_ready() {
+            // Drop what the future still owns while its frame is current.
+            this.future.set(None);
+            *this.state = State::Done;
+            entered.end();
+        }
+        poll
+    }
+}
+
+impl<F> fmt::Debug for Framed<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            State::Inherit | State::InheritWith(..) | State::Given => "new",
+            State::Suspended => "suspended",
+            State::Done => "done",
+        };
+        f.debug_struct("Framed")
+            .field("state", &state)
+            .field("frame", &self.frame)
+            .finish()
+    }
+}
+
+/// Gives a future its own frame.
+pub trait FutureExt: Future + Sized {
+    /// Runs this future in its own frame, which starts from the poller's
+    /// context at the first poll and keeps its own context across awaits.
+    ///
+    /// Use it to isolate the branches of a `join!` or `select!`, which
+    /// otherwise share their task's frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spawn_hooks::{FutureExt, Variable};
+    ///
+    /// static BRANCH: Variable<&str> = Variable::new("branch");
+    /// # futures::executor::block_on(async {
+    /// let a = async { let _b = BRANCH.set("a"); BRANCH.get() }.frame();
+    /// let b = async { BRANCH.get() }.frame();
+    /// assert_eq!(futures::join!(a, b), (Some("a"), None));
+    /// # });
+    /// ```
+    fn frame(self) -> Framed<Self> {
+        Framed::inherit(self)
+    }
+}
+
+impl<F: Future> FutureExt for F {}

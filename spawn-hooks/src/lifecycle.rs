@@ -1,0 +1,168 @@
+//! Lifecycle hooks: code that runs when a frame suspends and resumes.
+
+use std::fmt;
+
+use crate::error::BindError;
+use crate::frame::{self, Shared};
+use crate::sync::Arc;
+
+/// A hook called when its frame suspends (its future returned
+/// `Poll::Pending`) and when it is polled again, on whatever thread polls it.
+///
+/// Register one in the current frame with [`enter`]. From registration on, a
+/// hook is *entered*; `on_yield` and `on_resume` then strictly alternate, and
+/// the hook is always dropped entered (a suspended frame that is cancelled is
+/// resumed first). `on_yield` runs on the thread that polled, before `poll`
+/// returns; `on_resume` runs on the polling thread before the inner future
+/// runs. Hooks of one frame resume oldest first and yield newest first.
+///
+/// A hook that panics is dropped at once; the panic goes on from the poll,
+/// after the thread's previous frame is restored.
+///
+/// # Examples
+///
+/// A hook that keeps a per-thread "current request" marker right across
+/// awaits, the way a tracing span guard must be:
+///
+/// ```
+/// use std::cell::Cell;
+/// use spawn_hooks::{enter, FutureExt, Lifecycle};
+///
+/// thread_local!(static ACTIVE: Cell<u32> = const { Cell::new(0) });
+///
+/// struct Marker(u32);
+/// impl Marker {
+///     fn new(id: u32) -> Marker {
+///         ACTIVE.with(|a| a.set(id));
+///         Marker(id)
+///     }
+/// }
+/// impl Lifecycle for Marker {
+///     fn on_yield(&mut self) { ACTIVE.with(|a| a.set(0)) }
+///     fn on_resume(&mut self) { ACTIVE.with(|a| a.set(self.0)) }
+/// }
+/// impl Drop for Marker {
+///     fn drop(&mut self) { ACTIVE.with(|a| a.set(0)) }
+/// }
+///
+/// # futures::executor::block_on(async {
+/// let task = async {
+///     let _hook = enter(Marker::new(7));
+///     assert_eq!(ACTIVE.with(Cell::get), 7);
+///     yield_once().await; // on_yield, then on_resume
+///     assert_eq!(ACTIVE.with(Cell::get), 7);
+/// }
+/// .frame();
+/// task.await;
+/// assert_eq!(ACTIVE.with(Cell::get), 0);
+/// # });
+/// # async fn yield_once() {
+/// #     let mut done = false;
+/// #     std::future::poll_fn(|cx| if done { std::task::Poll::Ready(()) } else {
+/// #         done = true; cx.waker().wake_by_ref(); std::task::Poll::Pending
+/// #     }).await
+/// # }
+/// ```
+pub trait Lifecycle: Send + 'static {
+    /// The frame suspends: undo whatever must not stay in effect on this
+    /// thread while other code runs here.
+    fn on_yield(&mut self);
+
+    /// The frame is polled again, maybe on another thread: redo it.
+    fn on_resume(&mut self);
+}
+
+/// Registers `hook` in the current frame until the returned guard drops.
+///
+/// # Panics
+///
+/// Panics where [`try_enter`] returns an error: in a tokio runtime thread's
+/// unframed code (the hook would never run; frame the future first), or
+/// inside a [`Variable::with`](crate::Variable::with) callback.
+///
+/// # Examples
+///
+/// ```
+/// use spawn_hooks::{enter, Lifecycle};
+///
+/// struct Count(u32);
+/// impl Lifecycle for Count {
+///     fn on_yield(&mut self) { self.0 += 1 }
+///     fn on_resume(&mut self) {}
+/// }
+///
+/// let guard = enter(Count(0));
+/// drop(guard); // deregisters and drops the hook
+/// ```
+#[track_caller]
+pub fn enter<H: Lifecycle>(hook: H) -> HookGuard {
+    match try_enter(hook) {
+        Ok(guard) => guard,
+        Err(e) => panic!("rt-ext: {e}"),
+    }
+}
+
+/// Like [`enter`], but returns an error (and drops the hook) instead of
+/// panicking where the current frame refuses the hook.
+///
+/// # Examples
+///
+/// ```
+/// use spawn_hooks::{try_enter, Lifecycle};
+///
+/// struct Noop;
+/// impl Lifecycle for Noop {
+///     fn on_yield(&mut self) {}
+///     fn on_resume(&mut self) {}
+/// }
+///
+/// let guard = try_enter(Noop).expect("a plain thread accepts hooks");
+/// drop(guard);
+/// ```
+pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
+    match frame::add_hook(Box::new(hook)) {
+        Ok((frame, id)) => Ok(HookGuard {
+            frame: Some(frame),
+            id,
+        }),
+        Err((e, hook)) => {
+            drop(hook);
+            Err(e)
+        }
+    }
+}
+
+/// The guard of a hook registered with [`enter`]: dropping it deregisters the
+/// hook and drops it (in the entered state: if its frame is suspended, that
+/// happens when the frame is next resumed or dropped, on its thread).
+///
+/// `Send`, so a future that holds one across an `.await` stays `Send`.
+///
+/// # Examples
+///
+/// ```
+/// # use spawn_hooks::{enter, Lifecycle};
+/// # struct Noop;
+/// # impl Lifecycle for Noop { fn on_yield(&mut self) {} fn on_resume(&mut self) {} }
+/// let guard = enter(Noop);
+/// std::thread::spawn(move || drop(guard)).join().unwrap();
+/// ```
+#[must_use = "the hook is deregistered and dropped as soon as this guard is dropped"]
+pub struct HookGuard {
+    frame: Option<Arc<Shared>>,
+    id: u64,
+}
+
+impl Drop for HookGuard {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            frame::release(&frame, self.id);
+        }
+    }
+}
+
+impl fmt::Debug for HookGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookGuard").field("id", &self.id).finish()
+    }
+}

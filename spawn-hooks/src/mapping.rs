@@ -1,0 +1,126 @@
+//! The immutable map from variables to values.
+//!
+//! A [`Mapping`] is a sorted, shared slice of entries. Cloning it (which is
+//! what capturing a snapshot or inheriting into a child does) is one reference
+//! count increment. Adding a binding builds a new slice (copy on write); an
+//! existing slice is never mutated, so a captured mapping never changes.
+
+use std::any::Any;
+use std::fmt;
+
+use crate::sync::{arc_slice, Arc};
+
+/// A type-erased value stored in a mapping. The variable id it is stored
+/// under fixes its concrete type (see `Variable::with`).
+pub(crate) type Value = Arc<dyn Any + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub(crate) id: u64,
+    pub(crate) value: Value,
+}
+
+/// An immutable map from variable ids to values; `None` is the empty map and
+/// costs no allocation.
+#[derive(Clone, Default)]
+pub(crate) struct Mapping {
+    entries: Option<Arc<[Entry]>>,
+}
+
+/// Below this many entries a linear scan beats a binary search.
+const LINEAR_SCAN: usize = 8;
+
+impl Mapping {
+    pub(crate) const fn empty() -> Mapping {
+        Mapping { entries: None }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.as_deref().map_or(0, <[Entry]>::len)
+    }
+
+    pub(crate) fn get(&self, id: u64) -> Option<&Value> {
+        let entries = self.entries.as_deref()?;
+        if entries.len() <= LINEAR_SCAN {
+            entries.iter().find(|e| e.id == id).map(|e| &e.value)
+        } else {
+            entries
+                .binary_search_by_key(&id, |e| e.id)
+                .ok()
+                .map(|i| &entries[i].value)
+        }
+    }
+
+    /// Returns a new mapping where `id` maps to `value`; `self` is unchanged.
+    pub(crate) fn with(&self, id: u64, value: Value) -> Mapping {
+        let old = self.entries.as_deref().unwrap_or(&[]);
+        let mut entries = Vec::with_capacity(old.len() + 1);
+        match old.binary_search_by_key(&id, |e| e.id) {
+            Ok(i) => {
+                entries.extend_from_slice(old);
+                entries[i].value = value;
+            }
+            Err(i) => {
+                entries.extend_from_slice(&old[..i]);
+                entries.push(Entry { id, value });
+                entries.extend_from_slice(&old[i..]);
+            }
+        }
+        Mapping {
+            entries: Some(arc_slice(entries)),
+        }
+    }
+
+    /// Whether two mappings are the same allocation (or both empty).
+    pub(crate) fn ptr_eq(&self, other: &Mapping) -> bool {
+        match (&self.entries, &other.entries) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.entries.iter().flat_map(|e| e.iter().map(|e| e.id))
+    }
+}
+
+impl fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.ids()).finish()
+    }
+}
+
+#[cfg(all(test, not(spawn_hooks_loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::arc_any;
+
+    fn val(m: &Mapping, id: u64) -> Option<u32> {
+        m.get(id).map(|v| *v.downcast_ref::<u32>().unwrap())
+    }
+
+    #[test]
+    fn copy_on_write_leaves_the_original_unchanged() {
+        let a = Mapping::empty().with(3, arc_any(30u32));
+        let b = a.with(1, arc_any(10u32)).with(3, arc_any(33u32));
+        assert_eq!(val(&a, 3), Some(30));
+        assert_eq!(val(&a, 1), None);
+        assert_eq!(val(&b, 1), Some(10));
+        assert_eq!(val(&b, 3), Some(33));
+        assert_eq!(b.len(), 2);
+    }
+
+    #[test]
+    fn lookup_is_right_on_both_sides_of_the_scan_threshold() {
+        let mut m = Mapping::empty();
+        for id in (1..=40u64).rev() {
+            m = m.with(id * 2, arc_any(id as u32));
+            for probe in 1..=81u64 {
+                let expect = (probe % 2 == 0 && probe / 2 >= id).then_some((probe / 2) as u32);
+                assert_eq!(val(&m, probe), expect, "probe {probe} len {}", m.len());
+            }
+        }
+        assert!(m.ids().collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -1,0 +1,180 @@
+//! `Snapshot`: the whole context, captured to be restored later.
+
+use std::fmt;
+use std::future::Future;
+
+use crate::frame;
+use crate::future::Framed;
+use crate::mapping::Mapping;
+use crate::variable::{downcast, Variable};
+
+/// An immutable capture of every variable's value at one moment.
+///
+/// Capturing is O(1) (a reference count) whatever the number of variables,
+/// and a snapshot never changes afterwards. Restoring one with
+/// [`run`](Snapshot::run) or [`scope`](Snapshot::scope) makes exactly the
+/// captured values current: variables bound later are unset inside.
+///
+/// # Examples
+///
+/// ```
+/// use spawn_hooks::{Snapshot, Variable};
+///
+/// static STAGE: Variable<&str> = Variable::new("stage");
+///
+/// let captured = STAGE.sync_scope("parse", Snapshot::capture);
+/// let _later = STAGE.set("render");
+/// assert_eq!(captured.run(|| STAGE.get()), Some("parse"));
+/// assert_eq!(STAGE.get(), Some("render"));
+/// ```
+#[derive(Clone, Default)]
+pub struct Snapshot {
+    mapping: Mapping,
+}
+
+impl Snapshot {
+    /// Captures the current context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static ID: Variable<u32> = Variable::new("id");
+    /// let snap = ID.sync_scope(5, Snapshot::capture);
+    /// assert_eq!(snap.get(&ID), Some(5));
+    /// ```
+    pub fn capture() -> Snapshot {
+        Snapshot {
+            mapping: frame::current_mapping(),
+        }
+    }
+
+    /// A snapshot in which every variable is unset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static ID: Variable<u32> = Variable::new("id");
+    /// let _b = ID.set(1);
+    /// assert_eq!(Snapshot::empty().run(|| ID.get()), None);
+    /// ```
+    pub const fn empty() -> Snapshot {
+        Snapshot {
+            mapping: Mapping::empty(),
+        }
+    }
+
+    /// Runs `f` in a frame whose context is this snapshot; the previous
+    /// context is back when `f` returns or unwinds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let snap = USER.sync_scope("ada", Snapshot::capture);
+    /// std::thread::spawn(move || {
+    ///     assert_eq!(snap.run(|| USER.get()), Some("ada"));
+    ///     assert_eq!(USER.get(), None);
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// ```
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        frame::run_in(self.mapping.clone(), f)
+    }
+
+    /// Runs `fut` in its own frame that starts from this snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # futures::executor::block_on(async {
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let snap = USER.sync_scope("ada", Snapshot::capture);
+    /// assert_eq!(snap.scope(async { USER.get() }).await, Some("ada"));
+    /// # });
+    /// ```
+    pub fn scope<F: Future>(&self, fut: F) -> Framed<F> {
+        Framed::given(self.mapping.clone(), fut)
+    }
+
+    /// Wraps `f` so that it runs in this snapshot wherever it is called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let greet = USER.sync_scope("ada", || {
+    ///     Snapshot::capture().wrap(|greeting: &str| format!("{greeting}, {}", USER.get().unwrap()))
+    /// });
+    /// assert_eq!(greet("hello"), "hello, ada");
+    /// ```
+    pub fn wrap<A, R>(&self, f: impl FnOnce(A) -> R) -> impl FnOnce(A) -> R {
+        let snapshot = self.clone();
+        move |arg| snapshot.run(|| f(arg))
+    }
+
+    /// A clone of `var`'s value in this snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static N: Variable<u8> = Variable::new("n");
+    /// assert_eq!(Snapshot::empty().get(&N), None);
+    /// ```
+    pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &Variable<T>) -> Option<T> {
+        self.mapping.get(var.id()).map(|v| downcast::<T>(v).clone())
+    }
+
+    /// The number of variables bound in this snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static N: Variable<u8> = Variable::new("n");
+    /// assert_eq!(N.sync_scope(1, || Snapshot::capture().len()), 1);
+    /// assert!(Snapshot::empty().is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.mapping.len()
+    }
+
+    /// Whether no variable is bound in this snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::Snapshot;
+    /// assert!(Snapshot::empty().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether two snapshots are the same capture (or both empty): O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::Snapshot;
+    /// let a = Snapshot::capture();
+    /// assert!(a.ptr_eq(&a.clone()));
+    /// ```
+    pub fn ptr_eq(&self, other: &Snapshot) -> bool {
+        self.mapping.ptr_eq(&other.mapping)
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("variables", &self.mapping.len())
+            .finish()
+    }
+}

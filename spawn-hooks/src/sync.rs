@@ -1,0 +1,60 @@
+//! The one place the core takes its shared-state primitives from.
+//!
+//! Under `--cfg spawn_hooks_loom` every atomic, `Arc`, mutex and thread-local
+//! that carries synchronisation comes from loom, so the models in
+//! `loom-tests/` explore every interleaving of them. In a normal build these
+//! are plain re-exports of `std`: the shim costs nothing.
+//!
+//! Two things deliberately stay on `std` in both builds: the counter that gives
+//! each `Variable` its id (a `Variable` must be const-constructible in a
+//! `static`, and loom's atomics are not const) and `RefCell`, which never
+//! crosses a thread.
+
+#[cfg(not(spawn_hooks_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+    pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+    pub(crate) use std::thread_local;
+
+    /// Makes an `Arc<[T]>` from a vector.
+    pub(crate) fn arc_slice<T>(v: Vec<T>) -> Arc<[T]> {
+        Arc::from(v)
+    }
+
+    /// Makes a type-erased value.
+    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(
+        v: T,
+    ) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::new(v)
+    }
+}
+
+#[cfg(spawn_hooks_loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+    pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+    pub(crate) use loom::thread_local;
+
+    /// Makes an `Arc<[T]>` from a vector (loom's `Arc` cannot coerce).
+    pub(crate) fn arc_slice<T>(v: Vec<T>) -> Arc<[T]> {
+        Arc::from_std(std::sync::Arc::from(v))
+    }
+
+    /// Makes a type-erased value (loom's `Arc` cannot coerce).
+    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(
+        v: T,
+    ) -> Arc<dyn std::any::Any + Send + Sync> {
+        Arc::from_std(std::sync::Arc::new(v) as std::sync::Arc<dyn std::any::Any + Send + Sync>)
+    }
+}
+
+pub(crate) use imp::*;
+
+/// Locks a mutex, ignoring poisoning: no code that can panic ever runs while
+/// one of the core's mutexes is held, so a poisoned lock holds consistent data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
