@@ -1,1 +1,91 @@
-pub fn x() {}
+//! Async context for tokio: typed variables that every spawned task, blocking
+//! closure and thread inherits, and lifecycle hooks that run when a future
+//! suspends and when it resumes, on whatever worker thread.
+//!
+//! ```
+//! use rt_ext as ctx;
+//!
+//! static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+//!
+//! let rt = ctx::Runtime::new().unwrap();
+//! rt.block_on(async {
+//!     let _id = REQUEST_ID.set(42); // bound in this frame, across awaits
+//!     let child = ctx::spawn(async {
+//!         // inherited from the spawner, on whatever worker runs it
+//!         let _mine = REQUEST_ID.set(43); // never reaches the parent
+//!         ctx::spawn_blocking(|| REQUEST_ID.get()).await.unwrap()
+//!     });
+//!     assert_eq!(child.await.unwrap(), Some(43));
+//!     assert_eq!(REQUEST_ID.get(), Some(42));
+//! });
+//! ```
+//!
+//! Replace `tokio::spawn` with [`spawn`] (and `spawn_blocking`, `JoinSet`,
+//! `TaskTracker`, `std::thread::spawn` with theirs) and build the runtime with
+//! [`Builder`] or [`Runtime`], whose `block_on` frames the root future. The
+//! core ([`Variable`], [`Snapshot`], [`Lifecycle`], [`FutureExt::frame`]) is
+//! re-exported from the runtime-agnostic `spawn-hooks` crate.
+//!
+//! # Frames
+//!
+//! Every task spawned here runs in its own *frame*: bindings made in it and
+//! hooks registered in it belong to it. A task is one frame unless its code
+//! makes more. Two branches of one `join!` or `select!` share their task's
+//! frame, so a guard held across an await in one is visible to the other;
+//! give each branch its own frame with [`FutureExt::frame`] (or
+//! [`Variable::scope`]):
+//!
+//! ```
+//! use rt_ext::{self as ctx, FutureExt as _};
+//!
+//! static BRANCH: ctx::Variable<&str> = ctx::Variable::new("branch");
+//!
+//! ctx::Runtime::new().unwrap().block_on(async {
+//!     let left = async {
+//!         let _b = BRANCH.set("left");
+//!         tokio::task::yield_now().await;
+//!         BRANCH.get()
+//!     };
+//!     let right = async {
+//!         tokio::task::yield_now().await;
+//!         BRANCH.get() // without `.frame()` this would see "left"
+//!     };
+//!     let (l, r) = tokio::join!(left.frame(), right.frame());
+//!     assert_eq!((l, r), (Some("left"), None));
+//! });
+//! ```
+//!
+//! # Unframed code
+//!
+//! A task spawned with plain `tokio::spawn`, or a future run by a plain
+//! tokio runtime's `block_on` (such as `#[tokio::main]`), is polled in the
+//! worker thread's base frame, which every such task shares. It reads the
+//! context found there (normally empty), but [`Variable::set`] and [`enter`]
+//! refuse to bind there: the binding would leak into the next task polled on
+//! that thread. `try_set`/`try_enter` return a [`BindError`]; `set`/`enter`
+//! panic with a message that says what to do: spawn with [`spawn`], run with
+//! [`Runtime::block_on`], or wrap the future with `.frame()`.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod join_set;
+mod runtime;
+mod spawn;
+mod task_tracker;
+pub mod thread;
+
+pub use join_set::JoinSet;
+pub use runtime::{Builder, Handle, Runtime};
+pub use spawn::{spawn, spawn_blocking, spawn_local};
+pub use task_tracker::TaskTracker;
+
+pub use spawn_hooks::{
+    enter, try_enter, BindError, Binding, Framed, FutureExt, HookGuard, Lifecycle, Snapshot,
+    Variable,
+};

@@ -1,0 +1,716 @@
+//! `Builder`, `Runtime` and `Handle`: tokio's, with context.
+//!
+//! They mirror `tokio::runtime::{Builder, Runtime, Handle}` method for method.
+//! The differences: `block_on` runs its future in a frame that starts from the
+//! calling thread's context, and `spawn`/`spawn_blocking` inherit the caller's
+//! context as [`crate::spawn`] does.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use spawn_hooks::Snapshot;
+use tokio::runtime::{EnterGuard, TryCurrentError};
+use tokio::task::JoinHandle;
+
+// ===== Builder =====
+
+/// Builds a [`Runtime`]: [`tokio::runtime::Builder`] with the same method
+/// names and `&mut self` chaining.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+///
+/// static REQUEST: ctx::Variable<u64> = ctx::Variable::new("request");
+///
+/// let rt = ctx::Builder::new_multi_thread()
+///     .worker_threads(2)
+///     .thread_name("app-worker")
+///     .enable_all()
+///     .build()
+///     .unwrap();
+/// rt.block_on(async {
+///     let _r = REQUEST.set(1);
+///     assert_eq!(ctx::spawn(async { REQUEST.get() }).await.unwrap(), Some(1));
+/// });
+/// ```
+pub struct Builder {
+    inner: tokio::runtime::Builder,
+}
+
+impl Builder {
+    /// A builder for a runtime that runs everything on the thread that calls
+    /// `block_on` (see [`tokio::runtime::Builder::new_current_thread`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().build().unwrap();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn new_current_thread() -> Builder {
+        Builder {
+            inner: tokio::runtime::Builder::new_current_thread(),
+        }
+    }
+
+    /// A builder for a work-stealing runtime with a pool of worker threads
+    /// (see [`tokio::runtime::Builder::new_multi_thread`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn new_multi_thread() -> Builder {
+        Builder {
+            inner: tokio::runtime::Builder::new_multi_thread(),
+        }
+    }
+
+    /// Enables every driver compiled into tokio (I/O, time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().enable_all().build().unwrap();
+    /// rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await });
+    /// ```
+    pub fn enable_all(&mut self) -> &mut Self {
+        self.inner.enable_all();
+        self
+    }
+
+    /// Enables the I/O driver (see [`tokio::runtime::Builder::enable_io`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().enable_io().build().unwrap();
+    /// # drop(rt);
+    /// ```
+    #[cfg(feature = "net")]
+    pub fn enable_io(&mut self) -> &mut Self {
+        self.inner.enable_io();
+        self
+    }
+
+    /// Enables the time driver (see [`tokio::runtime::Builder::enable_time`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().enable_time().build().unwrap();
+    /// rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await });
+    /// ```
+    #[cfg(feature = "time")]
+    pub fn enable_time(&mut self) -> &mut Self {
+        self.inner.enable_time();
+        self
+    }
+
+    /// The number of worker threads of a multi-thread runtime.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `val` is 0, as tokio does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().worker_threads(3).build().unwrap();
+    /// assert_eq!(rt.handle().inner().metrics().num_workers(), 3);
+    /// ```
+    #[track_caller]
+    pub fn worker_threads(&mut self, val: usize) -> &mut Self {
+        self.inner.worker_threads(val);
+        self
+    }
+
+    /// The most threads the blocking pool may start.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `val` is 0, as tokio does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().max_blocking_threads(4).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    #[track_caller]
+    pub fn max_blocking_threads(&mut self, val: usize) -> &mut Self {
+        self.inner.max_blocking_threads(val);
+        self
+    }
+
+    /// The name of the runtime's threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().thread_name("db").build().unwrap();
+    /// let name = rt.block_on(async {
+    ///     rt_ext::spawn_blocking(|| std::thread::current().name().map(String::from)).await
+    /// });
+    /// assert_eq!(name.unwrap().as_deref(), Some("db"));
+    /// ```
+    pub fn thread_name(&mut self, val: impl Into<String>) -> &mut Self {
+        self.inner.thread_name(val);
+        self
+    }
+
+    /// A function that names each of the runtime's threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static N: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = rt_ext::Builder::new_multi_thread()
+    ///     .thread_name_fn(|| format!("w-{}", N.fetch_add(1, Ordering::Relaxed)))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_name_fn<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn() -> String + Send + Sync + 'static,
+    {
+        self.inner.thread_name_fn(f);
+        self
+    }
+
+    /// The stack size of the runtime's threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().thread_stack_size(4 << 20).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_stack_size(&mut self, val: usize) -> &mut Self {
+        self.inner.thread_stack_size(val);
+        self
+    }
+
+    /// Runs `f` on each runtime thread after it starts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let started = Arc::new(AtomicUsize::new(0));
+    /// let s = started.clone();
+    /// let rt = rt_ext::Builder::new_multi_thread()
+    ///     .worker_threads(2)
+    ///     .on_thread_start(move || { s.fetch_add(1, Ordering::SeqCst); })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async {});
+    /// drop(rt);
+    /// assert!(started.load(Ordering::SeqCst) >= 2);
+    /// ```
+    pub fn on_thread_start<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.inner.on_thread_start(f);
+        self
+    }
+
+    /// Runs `f` on each runtime thread before it stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread()
+    ///     .on_thread_stop(|| eprintln!("worker stopping"))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn on_thread_stop<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.inner.on_thread_stop(f);
+        self
+    }
+
+    /// Runs `f` on a worker thread before it parks (sleeps for lack of work).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().on_thread_park(|| {}).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn on_thread_park<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.inner.on_thread_park(f);
+        self
+    }
+
+    /// Runs `f` on a worker thread after it unparks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().on_thread_unpark(|| {}).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn on_thread_unpark<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn() + Send + Sync + 'static,
+    {
+        self.inner.on_thread_unpark(f);
+        self
+    }
+
+    /// How long an idle blocking-pool thread lives.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = rt_ext::Builder::new_multi_thread()
+    ///     .thread_keep_alive(Duration::from_secs(1))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn thread_keep_alive(&mut self, duration: Duration) -> &mut Self {
+        self.inner.thread_keep_alive(duration);
+        self
+    }
+
+    /// How many ticks between checks of the global task queue.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `val` is 0, as tokio does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().global_queue_interval(31).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    #[track_caller]
+    pub fn global_queue_interval(&mut self, val: u32) -> &mut Self {
+        self.inner.global_queue_interval(val);
+        self
+    }
+
+    /// How many ticks between polls of the I/O and time drivers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread().event_interval(61).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn event_interval(&mut self, val: u32) -> &mut Self {
+        self.inner.event_interval(val);
+        self
+    }
+
+    /// The most I/O events processed per tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_multi_thread()
+    ///     .enable_io()
+    ///     .max_io_events_per_tick(512)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(rt);
+    /// ```
+    #[cfg(feature = "net")]
+    pub fn max_io_events_per_tick(&mut self, capacity: usize) -> &mut Self {
+        self.inner.max_io_events_per_tick(capacity);
+        self
+    }
+
+    /// Builds the runtime.
+    ///
+    /// # Errors
+    ///
+    /// Returns the OS error when a driver or a thread cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().build().unwrap();
+    /// assert_eq!(rt.block_on(async { 2 + 2 }), 4);
+    /// ```
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        self.inner.build().map(Runtime::from)
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+// ===== Runtime =====
+
+/// A tokio runtime whose `block_on` and spawns carry context.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+///
+/// static USER: ctx::Variable<&str> = ctx::Variable::new("user");
+///
+/// let rt = ctx::Runtime::new().unwrap();
+/// let _u = USER.set("ada"); // on the main thread, outside the runtime
+/// rt.block_on(async {
+///     assert_eq!(USER.get(), Some("ada")); // block_on starts from the caller
+///     let _inner = USER.set("grace");     // allowed: block_on's future is framed
+/// });
+/// assert_eq!(USER.get(), Some("ada"));
+/// ```
+#[derive(Debug)]
+pub struct Runtime {
+    inner: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+impl Runtime {
+    /// A multi-thread runtime with every driver enabled, like
+    /// [`tokio::runtime::Runtime::new`].
+    ///
+    /// # Errors
+    ///
+    /// Returns the OS error when a driver or a thread cannot be created.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// assert_eq!(rt.block_on(async { 1 }), 1);
+    /// ```
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new_multi_thread().enable_all().build()
+    }
+
+    /// Runs `future` to completion on this runtime, in a frame that starts
+    /// from the calling thread's context.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from inside an asynchronous execution context, as
+    /// tokio's `block_on` does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let seen = V.sync_scope(5, || rt.block_on(async { V.get() }));
+    /// assert_eq!(seen, Some(5));
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.inner.block_on(Snapshot::capture().scope(future))
+    }
+
+    /// Spawns a task on this runtime that starts with the caller's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let task = V.sync_scope(9, || rt.spawn(async { V.get() }));
+    /// assert_eq!(rt.block_on(task).unwrap(), Some(9));
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs a blocking closure on this runtime's blocking pool, in the
+    /// caller's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let task = V.sync_scope(4, || rt.spawn_blocking(|| V.get()));
+    /// assert_eq!(rt.block_on(task).unwrap(), Some(4));
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// The runtime's handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// std::thread::spawn(move || handle.block_on(async { 1 })).join().unwrap();
+    /// ```
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Enters the runtime's context without running a future, so that
+    /// `tokio::spawn` and [`crate::spawn`] work from synchronous code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let _guard = rt.enter();
+    /// let task = rt_ext::spawn(async { 3 });
+    /// assert_eq!(rt.block_on(task).unwrap(), 3);
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.inner.enter()
+    }
+
+    /// Shuts the runtime down, waiting at most `duration` for blocking tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// rt.shutdown_timeout(std::time::Duration::from_millis(10));
+    /// ```
+    pub fn shutdown_timeout(self, duration: Duration) {
+        self.inner.shutdown_timeout(duration)
+    }
+
+    /// Shuts the runtime down without waiting for blocking tasks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// rt_ext::Runtime::new().unwrap().shutdown_background();
+    /// ```
+    pub fn shutdown_background(self) {
+        self.inner.shutdown_background()
+    }
+
+    /// The tokio runtime inside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let _metrics = rt.inner().metrics();
+    /// ```
+    pub fn inner(&self) -> &tokio::runtime::Runtime {
+        &self.inner
+    }
+
+    /// Unwraps the tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let tokio_rt: tokio::runtime::Runtime = rt_ext::Runtime::new().unwrap().into_inner();
+    /// # drop(tokio_rt);
+    /// ```
+    pub fn into_inner(self) -> tokio::runtime::Runtime {
+        self.inner
+    }
+}
+
+impl From<tokio::runtime::Runtime> for Runtime {
+    /// Wraps a runtime built by tokio's own builder: `ctx::spawn` works on any
+    /// tokio runtime, and this wrapper adds the framed `block_on`.
+    fn from(inner: tokio::runtime::Runtime) -> Runtime {
+        let handle = Handle::from(inner.handle().clone());
+        Runtime { inner, handle }
+    }
+}
+
+// ===== Handle =====
+
+/// A handle to a runtime: [`tokio::runtime::Handle`] whose spawns and
+/// `block_on` carry context.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+///
+/// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+///
+/// let rt = ctx::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let handle = ctx::Handle::current();
+///     let _v = V.set(2);
+///     assert_eq!(handle.spawn(async { V.get() }).await.unwrap(), Some(2));
+/// });
+/// ```
+#[derive(Clone, Debug)]
+pub struct Handle {
+    inner: tokio::runtime::Handle,
+}
+
+impl Handle {
+    /// The handle of the runtime the caller runs in.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a runtime context, as [`tokio::runtime::Handle::current`]
+    /// does; see [`try_current`](Handle::try_current).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// rt.block_on(async { let _h = rt_ext::Handle::current(); });
+    /// ```
+    #[track_caller]
+    pub fn current() -> Handle {
+        Handle::from(tokio::runtime::Handle::current())
+    }
+
+    /// The handle of the runtime the caller runs in, if any.
+    ///
+    /// # Errors
+    ///
+    /// Returns tokio's error outside a runtime context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(rt_ext::Handle::try_current().is_err());
+    /// ```
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        tokio::runtime::Handle::try_current().map(Handle::from)
+    }
+
+    /// Spawns a task that starts with the caller's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let task = V.sync_scope(1, || handle.spawn(async { V.get() }));
+    /// assert_eq!(rt.block_on(task).unwrap(), Some(1));
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.inner.spawn(Snapshot::capture().scope(future))
+    }
+
+    /// Runs a blocking closure on the runtime's blocking pool, in the
+    /// caller's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let task = V.sync_scope(6, || rt.handle().spawn_blocking(|| V.get()));
+    /// assert_eq!(rt.block_on(task).unwrap(), Some(6));
+    /// ```
+    #[track_caller]
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let snapshot = Snapshot::capture();
+        self.inner.spawn_blocking(move || snapshot.run(f))
+    }
+
+    /// Runs `future` to completion, in a frame that starts from the calling
+    /// thread's context (see [`Runtime::block_on`]).
+    ///
+    /// # Panics
+    ///
+    /// Panics when called from inside an asynchronous execution context, as
+    /// tokio does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use rt_ext as ctx;
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    /// let rt = ctx::Runtime::new().unwrap();
+    /// let handle = rt.handle().clone();
+    /// let seen = std::thread::spawn(move || V.sync_scope(8, || handle.block_on(async { V.get() })));
+    /// assert_eq!(seen.join().unwrap(), Some(8));
+    /// ```
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.inner.block_on(Snapshot::capture().scope(future))
+    }
+
+    /// Enters the runtime's context (see [`Runtime::enter`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let _guard = rt.handle().enter();
+    /// assert!(rt_ext::Handle::try_current().is_ok());
+    /// ```
+    pub fn enter(&self) -> EnterGuard<'_> {
+        self.inner.enter()
+    }
+
+    /// The tokio handle inside.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let tokio_handle: &tokio::runtime::Handle = rt.handle().inner();
+    /// # let _ = tokio_handle;
+    /// ```
+    pub fn inner(&self) -> &tokio::runtime::Handle {
+        &self.inner
+    }
+}
+
+impl From<tokio::runtime::Handle> for Handle {
+    fn from(inner: tokio::runtime::Handle) -> Handle {
+        Handle { inner }
+    }
+}
