@@ -1,0 +1,1 @@
+//! Benchmarks of rt-ext against its alternatives (see README.md).

@@ -1,0 +1,1 @@
+//! Loom models of the spawn-hooks core (see README.md).
