@@ -97,9 +97,12 @@ fn a_hook_registered_mid_poll_starts_entered() {
     );
 }
 
+/// What ran, on which thread, seeing which value.
+type Sighting = (&'static str, ThreadId, Option<&'static str>);
+
 /// Records the thread of each callback.
 struct Where {
-    log: Arc<Mutex<Vec<(&'static str, ThreadId, Option<&'static str>)>>>,
+    log: Arc<Mutex<Vec<Sighting>>>,
 }
 
 impl Lifecycle for Where {
