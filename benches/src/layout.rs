@@ -1,0 +1,216 @@
+//! The benchmark ids, how the report lays them out, and the targets of the
+//! issue they are checked against. The suite registers exactly these ids.
+
+/// One benchmark: a way of doing the group's operation.
+#[derive(Debug)]
+pub struct Row {
+    /// The criterion function id within the group.
+    pub id: &'static str,
+    /// What the report calls it.
+    pub label: &'static str,
+    /// Whether this is rt-ext (the others are the peers it is compared to).
+    pub ours: bool,
+}
+
+/// A criterion group: one operation, done by every row.
+#[derive(Debug)]
+pub struct Group {
+    /// The criterion group id.
+    pub id: &'static str,
+    /// What the report calls the operation.
+    pub title: &'static str,
+    /// Operations per criterion iteration (figures are divided by this).
+    pub ops_per_iter: f64,
+    /// The rows; the first one is the baseline of the group.
+    pub rows: &'static [Row],
+}
+
+/// A target of the issue: `numerator / denominator <= limit`.
+#[derive(Debug)]
+pub struct Target {
+    /// What is promised.
+    pub what: &'static str,
+    /// The group both rows are in.
+    pub group: &'static str,
+    /// The row that must not be slower.
+    pub numerator: &'static str,
+    /// The row it is compared to.
+    pub denominator: &'static str,
+    /// The largest ratio that meets the target.
+    pub limit: f64,
+}
+
+const fn ours(id: &'static str, label: &'static str) -> Row {
+    Row {
+        id,
+        label,
+        ours: true,
+    }
+}
+
+const fn peer(id: &'static str, label: &'static str) -> Row {
+    Row {
+        id,
+        label,
+        ours: false,
+    }
+}
+
+const YIELDS: f64 = crate::workload::YIELDS as f64;
+const TASKS: f64 = crate::workload::TASKS as f64;
+
+const POLL_ROWS: &[Row] = &[
+    peer("tokio", "bare `tokio::spawn`"),
+    ours("rtext_none", "rt-ext, no binding"),
+    ours("rtext_binding", "rt-ext, a binding"),
+    ours("rtext_hook", "rt-ext, a binding and a hook"),
+    peer("task_local", "`task_local!` scope"),
+    peer("tracing_none", "tracing `Instrument`, no subscriber"),
+    peer("tracing_registry", "tracing `Instrument`, Registry"),
+    peer("otel", "OpenTelemetry `with_context`"),
+    peer("dcontext", "dcontext `fork`, a value set"),
+];
+
+/// Every group of the suite, in report order.
+pub const GROUPS: &[Group] = &[
+    Group {
+        id: "poll_current_thread",
+        title: "poll, current-thread (per poll of a task yielding 10,000 times)",
+        ops_per_iter: YIELDS,
+        rows: POLL_ROWS,
+    },
+    Group {
+        id: "poll_two_workers",
+        title: "poll, 2 workers (per poll of a task yielding 10,000 times)",
+        ops_per_iter: YIELDS,
+        rows: POLL_ROWS,
+    },
+    Group {
+        id: "get",
+        title: "read a variable (bound)",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("task_local", "`task_local!` `with`"),
+            ours("rtext_get", "rt-ext `get`, 1 bound"),
+            ours("rtext_with", "rt-ext `with`, 1 bound"),
+            ours("rtext_get16", "rt-ext `get`, 16 bound"),
+            peer("otel_current", "OpenTelemetry `Context::current().get`"),
+            peer("otel_map_current", "OpenTelemetry `Context::map_current`"),
+            peer("dcontext", "dcontext `get_context_variable`"),
+        ],
+    },
+    Group {
+        id: "spawn_join",
+        title: "spawn and join (per task, 1,000 trivial tasks, current-thread)",
+        ops_per_iter: TASKS,
+        rows: &[
+            peer("tokio", "bare `tokio::spawn`"),
+            ours("rtext_0", "rt-ext `spawn`, 0 variables"),
+            ours("rtext_1", "rt-ext `spawn`, 1 variable"),
+            ours("rtext_16", "rt-ext `spawn`, 16 variables"),
+            peer("otel", "OpenTelemetry `with_context(current)`, 1 value"),
+            peer("dcontext_0", "dcontext `fork`, 0 keys"),
+            peer("dcontext_1", "dcontext `fork`, 1 key"),
+            peer("dcontext_16", "dcontext `fork`, 16 keys"),
+        ],
+    },
+    Group {
+        id: "capture",
+        title: "capture the context (and drop the capture)",
+        ops_per_iter: 1.0,
+        rows: &[
+            ours("rtext_1", "rt-ext `Snapshot::capture`, 1 variable"),
+            ours("rtext_16", "rt-ext `Snapshot::capture`, 16 variables"),
+            ours("rtext_256", "rt-ext `Snapshot::capture`, 256 variables"),
+            peer("otel", "OpenTelemetry `Context::current`, 1 value"),
+            peer("dcontext_1", "dcontext `capture`, 1 key"),
+            peer("dcontext_5", "dcontext `capture`, 5 keys"),
+            peer("dcontext_10", "dcontext `capture`, 10 keys"),
+        ],
+    },
+    Group {
+        id: "bind",
+        title: "bind a value for a scope (set, then drop the guard)",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("task_local", "`task_local!` `sync_scope`"),
+            ours("rtext_set", "rt-ext `set` + drop, 0 others bound"),
+            ours("rtext_set16", "rt-ext `set` + drop, 16 others bound"),
+            ours("rtext_sync_scope", "rt-ext `sync_scope`"),
+            peer("otel", "OpenTelemetry `with_value` + `attach` + drop"),
+            peer("dcontext", "dcontext `push_scope` + set + drop"),
+        ],
+    },
+    Group {
+        id: "hook",
+        title: "enter a hook / span, then drop the guard",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("tracing_enter", "tracing `Span::enter` + drop, Registry"),
+            ours("rtext_enter", "rt-ext `enter` + drop"),
+        ],
+    },
+    Group {
+        id: "span_across_yields",
+        title: "span held across 10,000 yields, Registry (per poll)",
+        ops_per_iter: YIELDS,
+        rows: &[
+            peer("tokio", "bare `tokio::spawn`, no span"),
+            ours("rtext_hook", "rt-ext span hook"),
+            peer("instrument", "tracing `Instrument`"),
+        ],
+    },
+];
+
+/// The timing targets of the issue.
+pub const TARGETS: &[Target] = &[
+    Target {
+        what: "poll, no binding <= 1.03 x tokio (current-thread)",
+        group: "poll_current_thread",
+        numerator: "rtext_none",
+        denominator: "tokio",
+        limit: 1.03,
+    },
+    Target {
+        what: "poll, binding + hook <= 1.10 x tokio (current-thread)",
+        group: "poll_current_thread",
+        numerator: "rtext_hook",
+        denominator: "tokio",
+        limit: 1.10,
+    },
+    Target {
+        what: "`get` no slower than task_local `with`",
+        group: "get",
+        numerator: "rtext_get",
+        denominator: "task_local",
+        limit: 1.0,
+    },
+    Target {
+        what: "capture of 256 within 1.2 x capture of 1",
+        group: "capture",
+        numerator: "rtext_256",
+        denominator: "rtext_1",
+        limit: 1.2,
+    },
+    Target {
+        what: "capture of 256 >= 20 x faster than dcontext's of 10 keys",
+        group: "capture",
+        numerator: "rtext_256",
+        denominator: "dcontext_10",
+        limit: 0.05,
+    },
+    Target {
+        what: "spawn + join, 0 variables <= 1.10 x tokio",
+        group: "spawn_join",
+        numerator: "rtext_0",
+        denominator: "tokio",
+        limit: 1.10,
+    },
+    Target {
+        what: "spawn + join, 16 variables <= 1.10 x tokio",
+        group: "spawn_join",
+        numerator: "rtext_16",
+        denominator: "tokio",
+        limit: 1.10,
+    },
+];

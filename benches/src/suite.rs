@@ -1,0 +1,300 @@
+//! The criterion suite: every group of [`crate::layout::GROUPS`], each
+//! operation done by rt-ext and by its peers in the same run.
+
+use std::hint::black_box;
+
+use criterion::Criterion;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::Context as OtelContext;
+use rt_ext as ctx;
+use tokio::runtime::Runtime;
+use tracing::Instrument as _;
+
+use crate::workload::{
+    self, dcontext_with, snapshot_with, spawn_join, yield_n, CountingHook, OtelValue, SpanHook,
+    TASK_LOCAL, VARS, YIELDS,
+};
+
+/// Registers the whole suite with `c`.
+pub fn all(c: &mut Criterion) {
+    workload::init_dcontext();
+    poll(c, "poll_current_thread", &workload::current_thread());
+    poll(c, "poll_two_workers", &workload::two_workers());
+    get(c);
+    spawn(c);
+    capture(c);
+    bind(c);
+    hook(c);
+    span_across_yields(c);
+}
+
+/// Runs `f` with a tracing Registry as this thread's default subscriber.
+fn with_registry<R>(f: impl FnOnce() -> R) -> R {
+    tracing::dispatcher::with_default(&workload::registry(), f)
+}
+
+// ===== per poll =====
+
+fn poll(c: &mut Criterion, name: &str, rt: &Runtime) {
+    let mut g = c.benchmark_group(name);
+    g.bench_function("tokio", |b| {
+        b.iter(|| rt.block_on(async { tokio::spawn(yield_n(YIELDS)).await.unwrap() }));
+    });
+    g.bench_function("rtext_none", |b| {
+        b.iter(|| rt.block_on(async { ctx::spawn(yield_n(YIELDS)).await.unwrap() }));
+    });
+    g.bench_function("rtext_binding", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                ctx::spawn(async {
+                    let _bound = VARS[0].set(1);
+                    yield_n(YIELDS).await;
+                })
+                .await
+                .unwrap()
+            })
+        });
+    });
+    g.bench_function("rtext_hook", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                ctx::spawn(async {
+                    let _bound = VARS[0].set(1);
+                    let _hook = ctx::enter(CountingHook::default());
+                    yield_n(YIELDS).await;
+                })
+                .await
+                .unwrap()
+            })
+        });
+    });
+    g.bench_function("task_local", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                tokio::spawn(TASK_LOCAL.scope(1, yield_n(YIELDS)))
+                    .await
+                    .unwrap()
+            })
+        });
+    });
+    g.bench_function("tracing_none", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let span = tracing::info_span!("task");
+                tokio::spawn(yield_n(YIELDS).instrument(span))
+                    .await
+                    .unwrap()
+            })
+        });
+    });
+    g.bench_function("tracing_registry", |b| {
+        with_registry(|| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let span = tracing::info_span!("task");
+                    tokio::spawn(yield_n(YIELDS).instrument(span))
+                        .await
+                        .unwrap()
+                })
+            })
+        });
+    });
+    g.bench_function("otel", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let cx = OtelContext::current_with_value(OtelValue(1));
+                tokio::spawn(yield_n(YIELDS).with_context(cx))
+                    .await
+                    .unwrap()
+            })
+        });
+    });
+    g.bench_function("dcontext", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let task = async {
+                    dcontext::set_context_variable(workload::DCONTEXT_KEYS[0], 1u64);
+                    yield_n(YIELDS).await;
+                };
+                tokio::spawn(dcontext::ContextFutureExt::fork(task)).await.unwrap()
+            })
+        });
+    });
+    g.finish();
+}
+
+// ===== reading =====
+
+fn get(c: &mut Criterion) {
+    let mut g = c.benchmark_group("get");
+    g.bench_function("task_local", |b| {
+        TASK_LOCAL.sync_scope(1, || b.iter(|| TASK_LOCAL.with(|v| *black_box(v))));
+    });
+    let one = snapshot_with(1);
+    g.bench_function("rtext_get", |b| {
+        one.run(|| b.iter(|| black_box(&VARS[0]).get()));
+    });
+    g.bench_function("rtext_with", |b| {
+        one.run(|| b.iter(|| black_box(&VARS[0]).with(|v| v.copied())));
+    });
+    let sixteen = snapshot_with(16);
+    g.bench_function("rtext_get16", |b| {
+        sixteen.run(|| b.iter(|| black_box(&VARS[9]).get()));
+    });
+    g.bench_function("otel_current", |b| {
+        let _attached = OtelContext::current_with_value(OtelValue(1)).attach();
+        b.iter(|| OtelContext::current().get::<OtelValue>().copied());
+    });
+    g.bench_function("otel_map_current", |b| {
+        let _attached = OtelContext::current_with_value(OtelValue(1)).attach();
+        b.iter(|| OtelContext::map_current(|cx| cx.get::<OtelValue>().copied()));
+    });
+    g.bench_function("dcontext", |b| {
+        let _attached = dcontext_with(1);
+        let key = black_box(workload::DCONTEXT_KEYS[0]);
+        b.iter(|| dcontext::get_context_variable::<u64>(key));
+    });
+    g.finish();
+}
+
+// ===== spawning =====
+
+fn spawn(c: &mut Criterion) {
+    let rt = workload::current_thread();
+    let mut g = c.benchmark_group("spawn_join");
+    g.bench_function("tokio", |b| {
+        b.iter(|| rt.block_on(spawn_join(|| tokio::spawn(async {}))));
+    });
+    for n in [0, 1, 16] {
+        let snapshot = snapshot_with(n);
+        g.bench_function(format!("rtext_{n}"), |b| {
+            b.iter(|| rt.block_on(snapshot.scope(spawn_join(|| ctx::spawn(async {})))));
+        });
+    }
+    g.bench_function("otel", |b| {
+        let _attached = OtelContext::current_with_value(OtelValue(1)).attach();
+        b.iter(|| {
+            rt.block_on(spawn_join(|| {
+                tokio::spawn(async {}.with_context(OtelContext::current()))
+            }))
+        });
+    });
+    for n in [0, 1, 16] {
+        g.bench_function(format!("dcontext_{n}"), |b| {
+            let _attached = dcontext_with(n);
+            b.iter(|| rt.block_on(spawn_join(|| tokio::spawn(dcontext::ContextFutureExt::fork(async {})))));
+        });
+    }
+    g.finish();
+}
+
+// ===== capturing =====
+
+fn capture(c: &mut Criterion) {
+    let mut g = c.benchmark_group("capture");
+    for n in [1, 16, 256] {
+        let snapshot = snapshot_with(n);
+        g.bench_function(format!("rtext_{n}"), |b| {
+            snapshot.run(|| b.iter(ctx::Snapshot::capture));
+        });
+    }
+    g.bench_function("otel", |b| {
+        let _attached = OtelContext::current_with_value(OtelValue(1)).attach();
+        b.iter(OtelContext::current);
+    });
+    for n in [1, 5, 10] {
+        g.bench_function(format!("dcontext_{n}"), |b| {
+            let _attached = dcontext_with(n);
+            b.iter(dcontext::capture);
+        });
+    }
+    g.finish();
+}
+
+// ===== binding and hooks =====
+
+fn bind(c: &mut Criterion) {
+    let mut g = c.benchmark_group("bind");
+    g.bench_function("task_local", |b| {
+        b.iter(|| TASK_LOCAL.sync_scope(black_box(2), || TASK_LOCAL.with(|v| *v)));
+    });
+    let var = &VARS[MAX_BOUND];
+    g.bench_function("rtext_set", |b| {
+        ctx::Snapshot::empty().run(|| b.iter(|| drop(black_box(var).set(2))));
+    });
+    let sixteen = snapshot_with(16);
+    g.bench_function("rtext_set16", |b| {
+        sixteen.run(|| b.iter(|| drop(black_box(var).set(2))));
+    });
+    g.bench_function("rtext_sync_scope", |b| {
+        ctx::Snapshot::empty().run(|| b.iter(|| black_box(var).sync_scope(2, || ())));
+    });
+    g.bench_function("otel", |b| {
+        b.iter(|| drop(OtelContext::current_with_value(OtelValue(2)).attach()));
+    });
+    g.bench_function("dcontext", |b| {
+        let _attached = dcontext_with(0);
+        let key = workload::DCONTEXT_KEYS[0];
+        b.iter(|| {
+            let scope = dcontext::push_scope("bench");
+            dcontext::set_context_variable(key, 2u64);
+            drop(scope);
+        });
+    });
+    g.finish();
+}
+
+/// A variable none of the snapshots binds.
+const MAX_BOUND: usize = workload::MAX_VARS - 1;
+
+fn hook(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hook");
+    g.bench_function("tracing_enter", |b| {
+        with_registry(|| {
+            let span = tracing::info_span!("bench");
+            b.iter(|| drop(black_box(&span).enter()));
+        });
+    });
+    g.bench_function("rtext_enter", |b| {
+        ctx::Snapshot::empty().run(|| b.iter(|| drop(ctx::enter(CountingHook::default()))));
+    });
+    g.finish();
+}
+
+fn span_across_yields(c: &mut Criterion) {
+    let rt = workload::current_thread();
+    let mut g = c.benchmark_group("span_across_yields");
+    g.bench_function("tokio", |b| {
+        with_registry(|| {
+            b.iter(|| rt.block_on(async { tokio::spawn(yield_n(YIELDS)).await.unwrap() }))
+        });
+    });
+    g.bench_function("rtext_hook", |b| {
+        with_registry(|| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let span = tracing::info_span!("task");
+                    ctx::spawn(async move {
+                        let _hook = ctx::enter(SpanHook::new(span));
+                        yield_n(YIELDS).await;
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+        });
+    });
+    g.bench_function("instrument", |b| {
+        with_registry(|| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let span = tracing::info_span!("task");
+                    tokio::spawn(yield_n(YIELDS).instrument(span))
+                        .await
+                        .unwrap()
+                })
+            })
+        });
+    });
+    g.finish();
+}

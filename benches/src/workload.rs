@@ -1,0 +1,191 @@
+//! What the benchmarks run: the futures, hooks, variables and runtimes shared
+//! by the criterion suite and the instruction-count binary.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rt_ext as ctx;
+use tracing::Span;
+
+/// Yields per task in the per-poll benchmarks.
+pub const YIELDS: usize = 10_000;
+
+/// Tasks per iteration in the spawn-and-join benchmarks.
+pub const TASKS: usize = 1_000;
+
+/// The most variables any benchmark binds.
+pub const MAX_VARS: usize = 256;
+
+/// Variables of the rt-ext benchmarks: every element is its own key.
+pub static VARS: [ctx::Variable<u64>; MAX_VARS] = [const { ctx::Variable::new("bench") }; MAX_VARS];
+
+/// dcontext keys (a registered string per key, as that crate requires).
+pub const DCONTEXT_KEYS: [&str; 16] = [
+    "k00", "k01", "k02", "k03", "k04", "k05", "k06", "k07", "k08", "k09", "k10", "k11", "k12",
+    "k13", "k14", "k15",
+];
+
+tokio::task_local! {
+    /// The task-local peer of `VARS[0]`.
+    pub static TASK_LOCAL: u64;
+}
+
+/// An OpenTelemetry context value (values there are keyed by type).
+#[derive(Clone, Copy, Debug)]
+pub struct OtelValue(pub u64);
+
+// ===== yielding =====
+
+/// Wakes itself and returns `Pending` once: each await is one full trip
+/// through the scheduler and the task harness, with no timer or I/O driver.
+#[derive(Debug, Default)]
+#[must_use = "futures do nothing unless polled"]
+pub struct YieldOnce {
+    yielded: bool,
+}
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// Yields `n` times: `n + 1` polls of the task.
+pub async fn yield_n(n: usize) {
+    for _ in 0..n {
+        YieldOnce::default().await;
+    }
+}
+
+// ===== hooks =====
+
+/// The cheapest useful hook: counts its calls.
+#[derive(Debug, Default)]
+pub struct CountingHook {
+    calls: u64,
+}
+
+impl ctx::Lifecycle for CountingHook {
+    fn on_yield(&mut self) {
+        self.calls = self.calls.wrapping_add(1);
+    }
+
+    fn on_resume(&mut self) {
+        self.calls = self.calls.wrapping_add(1);
+    }
+}
+
+/// Keeps a tracing span entered while its frame runs and exited while it is
+/// suspended: what a span guard held across awaits should do.
+#[derive(Debug)]
+pub struct SpanHook {
+    span: Span,
+}
+
+impl SpanHook {
+    /// Enters `span` now; it stays entered, except while the frame is
+    /// suspended, until the hook drops.
+    pub fn new(span: Span) -> SpanHook {
+        span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+        SpanHook { span }
+    }
+}
+
+impl ctx::Lifecycle for SpanHook {
+    fn on_yield(&mut self) {
+        self.span
+            .with_subscriber(|(id, dispatch)| dispatch.exit(id));
+    }
+
+    fn on_resume(&mut self) {
+        self.span
+            .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    }
+}
+
+impl Drop for SpanHook {
+    fn drop(&mut self) {
+        // Hooks are always dropped entered.
+        self.span
+            .with_subscriber(|(id, dispatch)| dispatch.exit(id));
+    }
+}
+
+// ===== set-up =====
+
+/// A current-thread tokio runtime without drivers: the lowest per-poll floor.
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// A multi-thread tokio runtime with two workers and no drivers.
+pub fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a two-worker runtime")
+}
+
+/// A snapshot in which the first `n` of [`VARS`] are bound (to their index).
+pub fn snapshot_with(n: usize) -> ctx::Snapshot {
+    ctx::Snapshot::empty().run(|| {
+        let bindings: Vec<ctx::Binding> = VARS[..n]
+            .iter()
+            .zip(0u64..)
+            .map(|(var, i)| var.set(i))
+            .collect();
+        let snapshot = ctx::Snapshot::capture();
+        drop(bindings);
+        snapshot
+    })
+}
+
+/// A tracing dispatcher with a `tracing-subscriber` registry (no layers).
+pub fn registry() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing_subscriber::registry())
+}
+
+/// Freezes dcontext's registry with [`DCONTEXT_KEYS`] (as `u64`), as a
+/// program using it does at start-up; later calls do nothing.
+pub fn init_dcontext() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut builder = dcontext::RegistryBuilder::new();
+        for key in DCONTEXT_KEYS {
+            builder.register::<u64>(key);
+        }
+        dcontext::initialize(builder);
+    });
+}
+
+/// Replaces this thread's dcontext store with one holding the first `n` of
+/// [`DCONTEXT_KEYS`]; the guard puts the previous store back.
+pub fn dcontext_with(n: usize) -> dcontext::AttachGuard {
+    init_dcontext();
+    let guard = dcontext::attach_snapshot(dcontext::ContextSnapshot::empty());
+    for (key, i) in DCONTEXT_KEYS[..n].iter().zip(0u64..) {
+        dcontext::set_context_variable(key, i);
+    }
+    guard
+}
+
+/// Spawns [`TASKS`] tasks with `spawn` and joins them all.
+pub async fn spawn_join<F, H>(mut spawn: F)
+where
+    F: FnMut() -> tokio::task::JoinHandle<H>,
+{
+    let handles: Vec<_> = (0..TASKS).map(|_| spawn()).collect();
+    for handle in handles {
+        handle.await.expect("a trivial task does not fail");
+    }
+}
