@@ -116,7 +116,9 @@ fn poll(c: &mut Criterion, name: &str, rt: &Runtime) {
                     dcontext::set_context_variable(workload::DCONTEXT_KEYS[0], 1u64);
                     yield_n(YIELDS).await;
                 };
-                tokio::spawn(dcontext::ContextFutureExt::fork(task)).await.unwrap()
+                tokio::spawn(dcontext::ContextFutureExt::fork(task))
+                    .await
+                    .unwrap()
             })
         });
     });
@@ -182,7 +184,11 @@ fn spawn(c: &mut Criterion) {
     for n in [0, 1, 16] {
         g.bench_function(format!("dcontext_{n}"), |b| {
             let _attached = dcontext_with(n);
-            b.iter(|| rt.block_on(spawn_join(|| tokio::spawn(dcontext::ContextFutureExt::fork(async {})))));
+            b.iter(|| {
+                rt.block_on(spawn_join(|| {
+                    tokio::spawn(dcontext::ContextFutureExt::fork(async {}))
+                }))
+            });
         });
     }
     g.finish();

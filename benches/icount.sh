@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Instructions per operation, counted with callgrind: each operation runs N
+# and 2N times in the `icount` binary, and (count(2N) - count(N)) / N is what
+# one operation costs, set-up and tear-down cancelling out. Repeatable to the
+# instruction on one build, unlike timings on a shared machine.
+#
+# Usage: benches/icount.sh [N]   (N a multiple of 1000; default 20000)
+# Needs valgrind. Builds with the bench profile into $CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20000}
+if (( n % 1000 != 0 )); then
+    echo "N must be a multiple of 1000" >&2
+    exit 2
+fi
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
+
+cargo build -q --profile bench -p benches --bin icount
+target=${CARGO_TARGET_DIR:-target}
+bin="$target/release/icount"
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# Total instructions of `icount OP COUNT`.
+count() {
+    local file="$out/$1.$2.out"
+    valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" "$1" "$2" >/dev/null 2>&1
+    awk '/^(summary|totals):/ { print $2; exit }' "$file"
+}
+
+declare -A per_op
+ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook get_task_local get_rtext
+     get_rtext16 capture_1 capture_256 spawn_tokio spawn_rtext spawn_rtext16)
+printf '| operation | instructions/op |\n|---|---:|\n'
+for op in "${ops[@]}"; do
+    a=$(count "$op" "$n")
+    b=$(count "$op" $((2 * n)))
+    per_op[$op]=$(awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')
+    printf '| %s | %s |\n' "$op" "${per_op[$op]}"
+done
+
+printf '\n| target | ratio | limit | |\n|---|---:|---:|---|\n'
+check() {
+    local what=$1 num=$2 den=$3 limit=$4
+    awk -v what="$what" -v a="${per_op[$num]}" -v b="${per_op[$den]}" -v l="$limit" 'BEGIN {
+        r = a / b; printf "| %s | %.3f | %.2f | %s |\n", what, r, l, (r <= l ? "met" : "MISSED")
+    }'
+}
+check "poll, no binding / tokio" poll_rtext poll_tokio 1.05
+check "poll, binding + hook / tokio" poll_rtext_hook poll_tokio 1.15
+check "get / task_local with" get_rtext get_task_local 1.25
+check "capture 256 / capture 1" capture_256 capture_1 1.05
+check "spawn + join / tokio" spawn_rtext spawn_tokio 1.10
+check "spawn + join, 16 variables / tokio" spawn_rtext16 spawn_tokio 1.10
