@@ -29,8 +29,10 @@ count() {
 }
 
 declare -A per_op
-ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook get_task_local get_rtext
-     get_rtext16 capture_1 capture_256 spawn_tokio spawn_rtext spawn_rtext16)
+ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
+     poll_instrument_none poll_otel poll_dcontext get_task_local get_rtext get_rtext16
+     get_otel get_dcontext capture_1 capture_256 capture_dcontext10 spawn_tokio
+     spawn_rtext spawn_rtext16)
 printf '| operation | instructions/op |\n|---|---:|\n'
 for op in "${ops[@]}"; do
     a=$(count "$op" "$n")
@@ -50,5 +52,6 @@ check "poll, no binding / tokio" poll_rtext poll_tokio 1.05
 check "poll, binding + hook / tokio" poll_rtext_hook poll_tokio 1.15
 check "get / task_local with" get_rtext get_task_local 1.25
 check "capture 256 / capture 1" capture_256 capture_1 1.05
+check "capture 256 / dcontext capture of 10 keys (<= 1/20)" capture_256 capture_dcontext10 0.05
 check "spawn + join / tokio" spawn_rtext spawn_tokio 1.10
 check "spawn + join, 16 variables / tokio" spawn_rtext16 spawn_tokio 1.10

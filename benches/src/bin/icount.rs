@@ -8,8 +8,10 @@
 
 use std::hint::black_box;
 
-use benches::workload::{self, snapshot_with, yield_n, CountingHook, TASK_LOCAL, VARS};
+use benches::workload::{self, snapshot_with, yield_n, CountingHook, OtelValue, TASK_LOCAL, VARS};
+use opentelemetry::context::FutureExt as _;
 use rt_ext as ctx;
+use tracing::Instrument as _;
 
 const OPS: &[(&str, &str)] = &[
     (
@@ -25,11 +27,27 @@ const OPS: &[(&str, &str)] = &[
         "one poll of a `ctx::spawn`ed task with a binding",
     ),
     ("poll_rtext_hook", "one poll with a binding and a hook"),
+    (
+        "poll_task_local",
+        "one poll of a task in a `task_local!` scope",
+    ),
+    (
+        "poll_instrument_none",
+        "one poll of a tracing-`Instrument`ed task, no subscriber",
+    ),
+    (
+        "poll_otel",
+        "one poll of an OpenTelemetry `with_context` task",
+    ),
+    ("poll_dcontext", "one poll of a dcontext `fork`ed task"),
     ("get_task_local", "`task_local!` `with`, bound"),
     ("get_rtext", "`Variable::get`, 1 bound"),
     ("get_rtext16", "`Variable::get`, 16 bound"),
+    ("get_otel", "OpenTelemetry `Context::current().get`"),
+    ("get_dcontext", "dcontext `get_context_variable`"),
     ("capture_1", "`Snapshot::capture` (and drop), 1 bound"),
     ("capture_256", "`Snapshot::capture` (and drop), 256 bound"),
+    ("capture_dcontext10", "dcontext `capture`, 10 keys"),
     ("spawn_tokio", "`tokio::spawn` of a trivial task, and join"),
     (
         "spawn_rtext",
@@ -74,6 +92,26 @@ fn main() {
             .await
             .unwrap()
         }),
+        "poll_task_local" => {
+            rt.block_on(async { tokio::spawn(TASK_LOCAL.scope(1, yield_n(n))).await.unwrap() })
+        }
+        "poll_instrument_none" => rt.block_on(async {
+            let span = tracing::info_span!("task");
+            tokio::spawn(yield_n(n).instrument(span)).await.unwrap()
+        }),
+        "poll_otel" => rt.block_on(async {
+            let cx = opentelemetry::Context::current_with_value(OtelValue(1));
+            tokio::spawn(yield_n(n).with_context(cx)).await.unwrap()
+        }),
+        "poll_dcontext" => rt.block_on(async {
+            let task = async move {
+                dcontext::set_context_variable(workload::DCONTEXT_KEYS[0], 1u64);
+                yield_n(n).await;
+            };
+            tokio::spawn(dcontext::ContextFutureExt::fork(task))
+                .await
+                .unwrap()
+        }),
         "get_task_local" => TASK_LOCAL.sync_scope(1, || {
             for _ in 0..n {
                 black_box(TASK_LOCAL.with(|v| *black_box(v)));
@@ -89,6 +127,30 @@ fn main() {
                 black_box(black_box(&VARS[9]).get());
             }
         }),
+        "get_otel" => {
+            let _attached = opentelemetry::Context::current_with_value(OtelValue(1)).attach();
+            for _ in 0..n {
+                black_box(
+                    opentelemetry::Context::current()
+                        .get::<OtelValue>()
+                        .copied(),
+                );
+            }
+        }
+        "get_dcontext" => {
+            let _attached = workload::dcontext_with(1);
+            for _ in 0..n {
+                black_box(dcontext::get_context_variable::<u64>(black_box(
+                    workload::DCONTEXT_KEYS[0],
+                )));
+            }
+        }
+        "capture_dcontext10" => {
+            let _attached = workload::dcontext_with(10);
+            for _ in 0..n {
+                black_box(dcontext::capture());
+            }
+        }
         "capture_1" | "capture_256" => {
             let vars = if op == "capture_1" { 1 } else { 256 };
             snapshot_with(vars).run(|| {
