@@ -135,6 +135,9 @@ impl Frame {
     }
 
     fn owns(&self, shared: &Arc<Shared>) -> bool {
+        // Mutant: any frame with registrations counts as the guard's own.
+        #[cfg(spawn_hooks_mutant = "owns_any")]
+        let shared = self.ext.as_deref().map_or(shared, |e| &e.shared);
         self.ext
             .as_deref()
             .is_some_and(|e| Arc::ptr_eq(&e.shared, shared))
@@ -197,12 +200,18 @@ impl Frame {
             return Removed::Nothing;
         };
         if let Some(i) = ext.bindings.iter().rposition(|b| b.id == id) {
+            // Mutant: removal by depth (the newest binding), not identity.
+            #[cfg(spawn_hooks_mutant = "remove_by_depth")]
+            let i = i.max(ext.bindings.len() - 1);
             let rec = ext.bindings.remove(i);
             // Later bindings were stacked on the removed one: replay them on
             // what was there before it, so each keeps its own value and the
             // removed one disappears, whatever the drop order.
             let mut mapping = rec.before.clone();
             let mut rebuilt = Vec::new();
+            // Mutant: later bindings are not replayed (stack-style restore).
+            #[cfg(spawn_hooks_mutant = "no_replay")]
+            let i = ext.bindings.len();
             for later in &mut ext.bindings[i..] {
                 let next = mapping.with(later.var, later.value.clone());
                 rebuilt.push(mem::replace(&mut later.before, mapping));
@@ -335,16 +344,28 @@ impl fmt::Debug for Frame {
 
 impl Shared {
     fn defer(&self, id: u64) {
+        // Mutant: the flag is raised before the removal is queued.
+        #[cfg(spawn_hooks_mutant = "pending_before_lock")]
+        self.pending.store(true, Ordering::Release);
         let mut state = lock(&self.state);
         if state.closed {
             return;
         }
         state.removals.push(id);
+        #[cfg(not(spawn_hooks_mutant = "pending_before_lock"))]
         self.pending.store(true, Ordering::Release);
     }
 
     fn take_pending(&self) -> Vec<u64> {
         let mut state = lock(&self.state);
+        // Mutant: the flag is lowered after the lock is released.
+        #[cfg(spawn_hooks_mutant = "clear_after_unlock")]
+        if !state.closed {
+            let ids = mem::take(&mut state.removals);
+            drop(state);
+            self.pending.store(false, Ordering::Release);
+            return ids;
+        }
         self.pending.store(false, Ordering::Release);
         mem::take(&mut state.removals)
     }
@@ -367,6 +388,9 @@ impl Removed {
             Removed::Nothing => Ok(()),
             removed @ Removed::Binding { .. } => catch(move || drop(removed)),
             Removed::Hook { mut hook, entered } => {
+                // Mutant: a hook removed while suspended is dropped unresumed.
+                #[cfg(spawn_hooks_mutant = "drop_unresumed")]
+                let entered = entered || true;
                 let resumed = if entered {
                     Ok(())
                 } else {
@@ -559,7 +583,11 @@ impl<'a> Entered<'a> {
         };
         if resuming && entered.saved.is_some() {
             let _ = CURRENT.try_with(|cell| {
-                entered.panic = settle(cell);
+                // Mutant: deferred removals are not applied on resume.
+                #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
+                {
+                    entered.panic = settle(cell);
+                }
                 run_hooks(cell, Phase::Resume, &mut entered.panic);
             });
         }
@@ -583,10 +611,19 @@ impl Drop for Entered<'_> {
         let Some(saved) = self.saved.take() else {
             return;
         };
+        // Mutant: the thread's previous frame is lost, not restored.
+        #[cfg(spawn_hooks_mutant = "skip_restore")]
+        let saved = {
+            drop(saved);
+            Frame::default()
+        };
         let leave = self.leave;
         let panic = &mut self.panic;
         let restored = CURRENT.try_with(|cell| {
             match leave {
+                // Mutant: `on_yield` is skipped when the poll unwinds.
+                #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
+                Leave::Suspend if std::thread::panicking() => {}
                 Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
                 Leave::End => teardown(cell, panic),
             }

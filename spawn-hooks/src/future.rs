@@ -66,6 +66,11 @@ pin_project! {
             if this.future.is_none() {
                 return;
             }
+            // Mutant: a cancelled frame is not entered; its future drops outside it.
+            #[cfg(spawn_hooks_mutant = "cancel_unentered")]
+            if matches!(this.state, State::Suspended) {
+                return;
+            }
             let resuming = match mem::replace(this.state, State::Done) {
                 State::Suspended => true,
                 State::Given => false,
@@ -135,6 +140,9 @@ impl<F: Future> Future for Framed<F> {
                 panic!("`Framed` polled after completion")
             }
         };
+        // Mutant: a suspended frame is entered without resuming its hooks.
+        #[cfg(spawn_hooks_mutant = "no_resume")]
+        let resuming = resuming && false;
         let entered = Entered::enter(this.frame, resuming, Leave::Suspend);
         if entered.panicked() {
             // A hook panicked on resume: leave (the others yield) and let the
