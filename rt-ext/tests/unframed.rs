@@ -297,3 +297,30 @@ fn a_plain_thread_outside_any_runtime_binds_in_its_base_frame() {
     .unwrap();
     assert_eq!(after, (true, Some(10)));
 }
+
+#[test]
+#[ignore = "bug: plain `spawn_local` tasks of a LocalSet driven inside a frame are polled in that frame, so their bindings leak into it"]
+fn plain_spawn_local_in_a_framed_local_set_never_binds_into_the_driver() {
+    static B: ctx::Variable<u32> = ctx::Variable::new("local_b");
+
+    let rt = ctx::Builder::new_current_thread().build().unwrap();
+    let local = tokio::task::LocalSet::new();
+    rt.block_on(local.run_until(async {
+        let (held_tx, held_rx) = tokio::sync::oneshot::channel();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        // Unframed code: whether the binding is refused or kept to the task,
+        // it must not reach the task that drives the LocalSet.
+        let plain = tokio::task::spawn_local(async move {
+            let held = B.try_set(99);
+            held_tx.send(()).unwrap();
+            done_rx.await.unwrap();
+            drop(held);
+        });
+        held_rx.await.unwrap();
+        let sibling = ctx::spawn_local(async { B.get() }).await.unwrap();
+        let driver = B.get();
+        done_tx.send(()).unwrap();
+        plain.await.unwrap();
+        assert_eq!((driver, sibling), (None, None));
+    }));
+}
