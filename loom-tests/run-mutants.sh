@@ -77,15 +77,14 @@ for m in "${mutants[@]}"; do
             ;;
         2) exit 1 ;;
         *)
-            # Failed tests, and test binaries that aborted (a panic while loom
-            # tears a failed execution down aborts the process).
-            caught=$(
-                {
-                    sed -n 's/^test \(loom_[a-z_]*\) \.\.\. FAILED$/\1/p' "$out/$m.log"
-                    sed -n 's/.*rerun pass `-p loom-tests --test \(loom_[a-z_]*\)`.*/[\1]/p' "$out/$m.log"
-                } | sort -u | tr '\n' ' '
-            )
-            echo "caught: $m by ${caught:-?}"
+            # The failing models (by their result line or, when the test
+            # binary aborted first, by their panic message: a panic while
+            # loom tears a failed execution down aborts the process) and
+            # the test files that failed.
+            models=$(sed -n -e 's/^test \(loom_[a-z_]*\) \.\.\. FAILED$/\1/p' \
+                -e "s/^thread '\(loom_[a-z_]*\)' .*panicked at.*/\1/p" "$out/$m.log" | sort -u | xargs)
+            files=$(sed -n 's/.*rerun pass `-p loom-tests --test \(loom_[a-z_]*\)`.*/\1.rs/p' "$out/$m.log" | sort -u | xargs)
+            echo "caught: $m by ${models:-(aborted)} [files: $files]"
             ;;
     esac
 done

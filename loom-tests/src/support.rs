@@ -81,9 +81,10 @@ where
     })
 }
 
-/// The name of the calling model thread.
+/// The name of the calling model thread; `exited` while its thread-locals
+/// are being destroyed (a base frame ending with its thread).
 pub fn this_thread() -> &'static str {
-    NAME.with(Cell::get)
+    NAME.try_with(Cell::get).unwrap_or("exited")
 }
 
 /// The tags of the [`Marker`] hooks in effect on the calling thread, as bits.
@@ -93,7 +94,7 @@ pub fn active() -> u32 {
 
 fn set_active(tag: u32, on: bool) {
     let bit = 1 << tag;
-    ACTIVE.with(|a| a.set(if on { a.get() | bit } else { a.get() & !bit }));
+    let _ = ACTIVE.try_with(|a| a.set(if on { a.get() | bit } else { a.get() & !bit }));
 }
 
 // ===== the event log =====
