@@ -506,6 +506,43 @@ fn set_guard_dropped_on_another_thread_is_seen_on_the_next_read() {
     );
 }
 
+#[test]
+fn set_guard_dropped_inside_another_frame_removes_only_its_own_binding() {
+    static A: Variable<u32> = Variable::new("a");
+
+    // Fresh frames, so both guards carry the first id of their frame.
+    Snapshot::empty().run(|| {
+        let outer = A.set(1);
+        let inside = Snapshot::empty().run(|| {
+            let inner = A.set(2);
+            drop(outer); // belongs to the enclosing frame, not this one
+            let seen = A.get();
+            drop(inner);
+            (seen, A.get())
+        });
+        assert_eq!(inside, (Some(2), None));
+        assert_eq!(A.get(), None);
+
+        // Moved into a framed future and dropped there.
+        let outer = A.set(3);
+        let seen = block_on(
+            async move {
+                let inner = A.set(4);
+                yield_once().await;
+                drop(outer);
+                let seen = A.get();
+                drop(inner);
+                (seen, A.get())
+            }
+            .frame(),
+        );
+        // The frame started from A = 3 and keeps it: only the caller's
+        // binding went.
+        assert_eq!(seen, (Some(4), Some(3)));
+        assert_eq!(A.get(), None);
+    });
+}
+
 // ===== Variable::with =====
 
 #[test]
