@@ -161,5 +161,8 @@ fn main() {
         let (l, r) = tokio::join!(left.frame(), right.frame());
         println!("   framed branches see {l:?} and {r:?}");
     });
-    println!("\nOutside the runtime, the main thread's context is untouched: {:?}", USER.get());
+    println!(
+        "\nOutside the runtime, the main thread's context is untouched: {:?}",
+        USER.get()
+    );
 }

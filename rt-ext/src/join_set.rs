@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::task::{Context, Poll};
 
-use spawn_hooks::Snapshot;
+use crate::inherit;
 use tokio::runtime::Handle;
 use tokio::task::{AbortHandle, Id, JoinError, LocalSet};
 
@@ -306,7 +306,7 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.inner.spawn(Snapshot::capture().scope(task))
+        self.inner.spawn(inherit::future(task))
     }
 
     /// Spawns a task into the set on `handle`'s runtime, in the caller's
@@ -328,7 +328,7 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.inner.spawn_on(Snapshot::capture().scope(task), handle)
+        self.inner.spawn_on(inherit::future(task), handle)
     }
 
     /// Spawns a `!Send` task into the set on the current `LocalSet`, in the
@@ -352,7 +352,7 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.inner.spawn_local(Snapshot::capture().scope(task))
+        self.inner.spawn_local(inherit::future(task))
     }
 
     /// Spawns a `!Send` task into the set on `local_set`, in the caller's
@@ -374,8 +374,7 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.inner
-            .spawn_local_on(Snapshot::capture().scope(task), local_set)
+        self.inner.spawn_local_on(inherit::future(task), local_set)
     }
 
     /// Runs a blocking closure on the blocking pool as a task of the set, in
@@ -399,8 +398,7 @@ impl<T: 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
         T: Send,
     {
-        let snapshot = Snapshot::capture();
-        self.inner.spawn_blocking(move || snapshot.run(f))
+        self.inner.spawn_blocking(inherit::closure(f))
     }
 
     /// Runs a blocking closure on `handle`'s blocking pool as a task of the
@@ -422,9 +420,7 @@ impl<T: 'static> JoinSet<T> {
         F: FnOnce() -> T + Send + 'static,
         T: Send,
     {
-        let snapshot = Snapshot::capture();
-        self.inner
-            .spawn_blocking_on(move || snapshot.run(f), handle)
+        self.inner.spawn_blocking_on(inherit::closure(f), handle)
     }
 }
 

@@ -74,6 +74,7 @@
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod inherit;
 mod join_set;
 mod runtime;
 mod spawn;
@@ -84,6 +85,11 @@ pub use join_set::JoinSet;
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{spawn, spawn_blocking, spawn_local};
 pub use task_tracker::TaskTracker;
+
+/// The README's examples, compiled and run as doctests so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
 
 pub use spawn_hooks::{
     enter, try_enter, BindError, Binding, Framed, FutureExt, HookGuard, Lifecycle, Snapshot,

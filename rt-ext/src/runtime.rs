@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use spawn_hooks::Snapshot;
+use crate::inherit;
 use tokio::runtime::{EnterGuard, TryCurrentError};
 use tokio::task::JoinHandle;
 
@@ -429,7 +429,7 @@ impl Runtime {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(Snapshot::capture().scope(future))
+        self.inner.block_on(inherit::future(future))
     }
 
     /// Spawns a task on this runtime that starts with the caller's context.
@@ -634,7 +634,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(Snapshot::capture().scope(future))
+        self.inner.spawn(inherit::future(future))
     }
 
     /// Runs a blocking closure on the runtime's blocking pool, in the
@@ -655,8 +655,7 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.inner.spawn_blocking(move || snapshot.run(f))
+        self.inner.spawn_blocking(inherit::closure(f))
     }
 
     /// Runs `future` to completion, in a frame that starts from the calling
@@ -679,7 +678,7 @@ impl Handle {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(Snapshot::capture().scope(future))
+        self.inner.block_on(inherit::future(future))
     }
 
     /// Enters the runtime's context (see [`Runtime::enter`]).

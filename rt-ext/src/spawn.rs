@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use spawn_hooks::Snapshot;
+use crate::inherit;
 use tokio::task::JoinHandle;
 
 /// Spawns a task that starts with the spawner's context, like
@@ -33,7 +33,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(Snapshot::capture().scope(future))
+    tokio::spawn(inherit::future(future))
 }
 
 /// Runs a blocking closure on tokio's blocking pool, in the spawner's context,
@@ -61,8 +61,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    tokio::task::spawn_blocking(move || snapshot.run(f))
+    tokio::task::spawn_blocking(inherit::closure(f))
 }
 
 /// Spawns a `!Send` task on the current [`tokio::task::LocalSet`] (or local
@@ -91,5 +90,5 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    tokio::task::spawn_local(Snapshot::capture().scope(future))
+    tokio::task::spawn_local(inherit::future(future))
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use spawn_hooks::Snapshot;
+use crate::inherit;
 use tokio::runtime::Handle;
 use tokio::task::{JoinHandle, LocalSet};
 use tokio_util::task::task_tracker::{TaskTrackerToken, TaskTrackerWaitFuture, TrackedFuture};
@@ -144,7 +144,7 @@ impl TaskTracker {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(Snapshot::capture().scope(task))
+        self.inner.spawn(inherit::future(task))
     }
 
     /// Spawns a tracked task on `handle`'s runtime, in the caller's context.
@@ -165,7 +165,7 @@ impl TaskTracker {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn_on(Snapshot::capture().scope(task), handle)
+        self.inner.spawn_on(inherit::future(task), handle)
     }
 
     /// Spawns a tracked `!Send` task on the current `LocalSet`, in the
@@ -191,7 +191,7 @@ impl TaskTracker {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.spawn_local(Snapshot::capture().scope(task))
+        self.inner.spawn_local(inherit::future(task))
     }
 
     /// Spawns a tracked `!Send` task on `local_set`, in the caller's context.
@@ -213,8 +213,7 @@ impl TaskTracker {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner
-            .spawn_local_on(Snapshot::capture().scope(task), local_set)
+        self.inner.spawn_local_on(inherit::future(task), local_set)
     }
 
     /// Runs a tracked blocking closure in the caller's context.
@@ -236,8 +235,7 @@ impl TaskTracker {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.inner.spawn_blocking(move || snapshot.run(task))
+        self.inner.spawn_blocking(inherit::closure(task))
     }
 
     /// Runs a tracked blocking closure on `handle`'s blocking pool, in the
@@ -259,9 +257,7 @@ impl TaskTracker {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.inner
-            .spawn_blocking_on(move || snapshot.run(task), handle)
+        self.inner.spawn_blocking_on(inherit::closure(task), handle)
     }
 
     /// Tracks `future` without spawning it (context is the poller's, as for

@@ -15,7 +15,7 @@
 use std::io;
 use std::thread::JoinHandle;
 
-use spawn_hooks::Snapshot;
+use crate::inherit;
 
 /// Spawns an OS thread whose closure runs in the spawner's context, like
 /// [`std::thread::spawn`]. The closure runs in its own frame: what it binds
@@ -46,8 +46,7 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    std::thread::spawn(move || snapshot.run(f))
+    std::thread::spawn(inherit::closure(f))
 }
 
 /// A [`std::thread::Builder`] whose threads start in the spawner's context.
@@ -132,7 +131,6 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let snapshot = Snapshot::capture();
-        self.inner.spawn(move || snapshot.run(f))
+        self.inner.spawn(inherit::closure(f))
     }
 }
