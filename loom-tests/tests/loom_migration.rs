@@ -1,16 +1,17 @@
 //! A framed future suspended on one thread and finished on another.
 //!
-//! Thread A polls a framed future that binds a variable and registers a hook;
-//! it returns `Pending` waiting on a gate. Thread B opens the gate (waking the
+//! Thread A polls a framed future that binds a variable and registers a hook,
+//! then awaits a nested framed future that does the same; the nested one
+//! returns `Pending` waiting on a gate, and so the outer one does. Thread B opens the gate (waking the
 //! future, while A may still be inside that poll), takes the future over and
 //! polls it to completion. Each thread has a binding of its own in its base
 //! frame.
 //!
-//! Checked: the hook yields on A and resumes on B (it alternates, and runs on
-//! the polling thread, before the future goes on); inside, the future sees its
-//! own mapping (its binding, and A's base binding it inherited at its first
-//! poll, not B's); after every poll the polling thread is back in its own
-//! frame with its own binding, and no hook is in effect there.
+//! Checked: the hooks yield on A (inner first) and resume on B (outer first),
+//! alternating, on the polling thread, before the future goes on; each frame
+//! sees its own mapping (its binding, over what it inherited at its first
+//! poll on A: A's base binding, not B's); after every poll the polling thread
+//! is back in its own frame with its own binding, and no hook is in effect.
 
 #![cfg(spawn_hooks_loom)]
 
@@ -37,13 +38,21 @@ fn loom_migration() {
                 async move {
                     let _x = X.set(1);
                     let _hook = enter(Marker::new(1, &log));
-                    gate.wait().await;
-                    log.push(format_args!(
-                        "inner x={:?} y={:?} active={}",
-                        X.get(),
-                        Y.get(),
-                        active()
-                    ));
+                    // A nested frame, suspended and resumed inside the outer.
+                    async {
+                        let _x = X.set(2);
+                        let _hook = enter(Marker::new(2, &log));
+                        gate.wait().await;
+                        log.push(format_args!(
+                            "inner x={:?} y={:?} active={}",
+                            X.get(),
+                            Y.get(),
+                            active()
+                        ));
+                    }
+                    .frame()
+                    .await;
+                    log.push(format_args!("outer x={:?} active={}", X.get(), active()));
                 }
                 .frame(),
             )
@@ -84,9 +93,14 @@ fn loom_migration() {
             lines,
             [
                 "enter 1@A",
+                "enter 2@A",
+                "yield 2@A",
                 "yield 1@A",
                 "resume 1@B",
-                "inner x=Some(1) y=Some(10) active=2@B",
+                "resume 2@B",
+                "inner x=Some(2) y=Some(10) active=6@B",
+                "drop 2@B",
+                "outer x=Some(1) active=2@B",
                 "drop 1@B",
             ]
         );
