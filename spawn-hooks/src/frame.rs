@@ -38,7 +38,7 @@ use crate::lifecycle::Lifecycle;
 use crate::mapping::{Mapping, Value};
 use crate::sync::{lock, thread_local, Arc, AtomicBool, Mutex, Ordering};
 
-type Payload = Box<dyn Any + Send + 'static>;
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
 /// What a guard keeps to find its binding or hook: the frame's shared part and
 /// the id within the frame.
@@ -555,23 +555,18 @@ impl<'a> Entered<'a> {
     /// the current frame forbids replacing it.
     #[track_caller]
     pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
-        let mut incoming = Some(mem::take(home));
-        let swapped = CURRENT.try_with(|cell| match cell.try_borrow_mut() {
-            Ok(mut current) => Ok(mem::replace(&mut *current, incoming.take().expect("once"))),
-            Err(_) => Err(()),
-        });
-        let saved = match swapped {
-            Ok(Ok(saved)) => Some(saved),
-            Ok(Err(())) => {
-                *home = incoming.take().expect("not installed");
+        let saved = match swap_in(mem::take(home)) {
+            Ok(saved) => Some(saved),
+            Err(NotInstalled::Borrowed(frame)) => {
+                *home = frame;
                 panic!(
                     "rt-ext: cannot enter a frame inside a `Variable::with` callback; \
                      read the value with `Variable::get` (or capture a `Snapshot`) \
                      and enter the frame outside the callback"
                 );
             }
-            Err(_) => {
-                *home = incoming.take().expect("not installed");
+            Err(NotInstalled::Destroyed(frame)) => {
+                *home = frame;
                 None
             }
         };
@@ -582,14 +577,7 @@ impl<'a> Entered<'a> {
             panic: None,
         };
         if resuming && entered.saved.is_some() {
-            let _ = CURRENT.try_with(|cell| {
-                // Mutant: deferred removals are not applied on resume.
-                #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
-                {
-                    entered.panic = settle(cell);
-                }
-                run_hooks(cell, Phase::Resume, &mut entered.panic);
-            });
+            resume_current(&mut entered.panic);
         }
         entered
     }
@@ -608,41 +596,81 @@ impl<'a> Entered<'a> {
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        let Some(saved) = self.saved.take() else {
-            return;
-        };
-        // Mutant: the thread's previous frame is lost, not restored.
-        #[cfg(spawn_hooks_mutant = "skip_restore")]
-        let saved = {
-            drop(saved);
-            Frame::default()
-        };
-        let leave = self.leave;
-        let panic = &mut self.panic;
-        let restored = CURRENT.try_with(|cell| {
-            match leave {
-                // Mutant: `on_yield` is skipped when the poll unwinds.
-                #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
-                Leave::Suspend if std::thread::panicking() => {}
-                Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
-                Leave::End => teardown(cell, panic),
-            }
-            mem::replace(&mut *cell.borrow_mut(), saved)
-        });
-        if let Ok(mine) = restored {
-            if leave == Leave::End {
-                // Whatever a destructor bound during teardown goes now, with
-                // the frame no longer current: nothing can observe it.
-                if let Err(p) = catch(move || drop(mine)) {
-                    panic.get_or_insert(p);
-                }
-            } else {
+        if let Some(saved) = self.saved.take() {
+            if let Some(mine) = swap_out(saved, self.leave, &mut self.panic) {
                 // `home` holds the empty placeholder left by `enter`.
                 *self.home = mine;
             }
         }
         rethrow(self.panic.take());
     }
+}
+
+/// Why a frame could not be made current; the frame is handed back.
+pub(crate) enum NotInstalled {
+    /// Inside a `Variable::with` callback, which borrows the current frame.
+    Borrowed(Frame),
+    /// The thread's context is destroyed (the thread is exiting).
+    Destroyed(Frame),
+}
+
+/// Step 1: makes `frame` the thread's current frame and returns the one it
+/// replaces, which the caller must hand back to [`swap_out`].
+pub(crate) fn swap_in(frame: Frame) -> Result<Frame, NotInstalled> {
+    let mut incoming = Some(frame);
+    let swapped = CURRENT.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut current) => Some(mem::replace(&mut *current, incoming.take()?)),
+        Err(_) => None,
+    });
+    match (swapped, incoming) {
+        (Ok(Some(saved)), None) => Ok(saved),
+        (Ok(None), Some(frame)) => Err(NotInstalled::Borrowed(frame)),
+        (Err(_), Some(frame)) => Err(NotInstalled::Destroyed(frame)),
+        _ => unreachable!("a frame is either installed or handed back"),
+    }
+}
+
+/// Step 2, on the current frame: applies deferred removals, then `on_resume`.
+pub(crate) fn resume_current(panic: &mut Option<Payload>) {
+    let _ = CURRENT.try_with(|cell| {
+        // Mutant: deferred removals are not applied on resume.
+        #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
+        {
+            if let Some(p) = settle(cell) {
+                panic.get_or_insert(p);
+            }
+        }
+        run_hooks(cell, Phase::Resume, panic);
+    });
+}
+
+/// Steps 4 and 5: leaves the current frame (`on_yield`, or teardown when it
+/// ends) and makes `saved` current again. Returns the frame that was left,
+/// unless it ended (then it is dropped here, no longer current, so whatever a
+/// destructor bound in it during teardown can no longer be observed).
+pub(crate) fn swap_out(saved: Frame, leave: Leave, panic: &mut Option<Payload>) -> Option<Frame> {
+    // Mutant: the thread's previous frame is lost, not restored.
+    #[cfg(spawn_hooks_mutant = "skip_restore")]
+    let saved = {
+        drop(saved);
+        Frame::default()
+    };
+    let restored = CURRENT.try_with(|cell| {
+        match leave {
+            // Mutant: `on_yield` is skipped when the poll unwinds.
+            #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
+            Leave::Suspend if std::thread::panicking() => {}
+            Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
+            Leave::End => teardown(cell, panic),
+        }
+        mem::replace(&mut *cell.borrow_mut(), saved)
+    });
+    let mine = restored.ok()?;
+    if leave == Leave::End {
+        keep_first(panic, catch(move || drop(mine)));
+        return None;
+    }
+    Some(mine)
 }
 
 impl fmt::Debug for Entered<'_> {

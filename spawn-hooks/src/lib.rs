@@ -59,6 +59,7 @@ mod lifecycle;
 mod mapping;
 mod snapshot;
 mod sync;
+mod task;
 mod unframed;
 mod variable;
 
@@ -66,4 +67,5 @@ pub use error::BindError;
 pub use future::{Framed, FutureExt};
 pub use lifecycle::{enter, try_enter, HookGuard, Lifecycle};
 pub use snapshot::Snapshot;
+pub use task::{CaughtPanic, TaskFrame};
 pub use variable::{Binding, Variable};

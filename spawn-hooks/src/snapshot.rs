@@ -171,6 +171,12 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    pub(crate) fn into_mapping(self) -> Mapping {
+        self.mapping
+    }
+}
+
 impl fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Snapshot")
