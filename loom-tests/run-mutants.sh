@@ -84,7 +84,13 @@ for m in "${mutants[@]}"; do
             models=$(sed -n -e 's/^test \(loom_[a-z_]*\) \.\.\. FAILED$/\1/p' \
                 -e "s/^thread '\(loom_[a-z_]*\)' .*panicked at.*/\1/p" "$out/$m.log" | sort -u | xargs)
             files=$(sed -n 's/.*rerun pass `-p loom-tests --test \(loom_[a-z_]*\)`.*/\1.rs/p' "$out/$m.log" | sort -u | xargs)
-            echo "caught: $m by ${models:-(aborted)} [files: $files]"
+            if [ -z "$files" ]; then
+                # cargo failed without a failing model: not evidence.
+                echo "$m: the models did not run (see $out/$m.log)" >&2
+                tail -n 20 "$out/$m.log" >&2
+                exit 1
+            fi
+            echo "caught: $m by ${models:-?} [files: $files]"
             ;;
     esac
 done
