@@ -167,8 +167,18 @@ fn spawn_inherits_and_isolates() {
 
 #[test]
 fn plain_tokio_spawn_does_not_inherit() {
-    // Control: the inheritance above is `ctx::spawn`'s doing.
-    on_both(|rt| {
+    // Control: the inheritance above is `ctx::spawn`'s doing (on a runtime
+    // that does not frame every task; runtime-hook mode is tested apart).
+    let plain = |b: &mut ctx::Builder| {
+        #[cfg(tokio_unstable)]
+        b.frame_every_task(false);
+        b.enable_all().build().unwrap()
+    };
+    let runtimes = [
+        plain(ctx::Builder::new_multi_thread().worker_threads(2)),
+        plain(&mut ctx::Builder::new_current_thread()),
+    ];
+    runtimes.iter().for_each(|rt| {
         rt.block_on(async {
             let _name = NAME.set("spawner");
             let seen = tokio::spawn(async { NAME.get() }).await.unwrap();

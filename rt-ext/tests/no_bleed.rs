@@ -68,13 +68,19 @@ fn ten_thousand_tasks_never_see_each_others_bindings() {
             };
             if i % 6 == 5 {
                 // Unframed: polled in the worker's base frame, which must be
-                // empty and unmarked whatever ran on the thread before.
+                // empty and unmarked whatever ran on the thread before. (In
+                // runtime-hook mode it has a frame of its own, inherited from
+                // the root: never another task's.)
+                let expect = cfg!(tokio_unstable).then_some(usize::MAX);
                 handles.push(tokio::spawn(async move {
                     let mut rng = Rng::new(i as u64);
                     for _ in 0..8 {
-                        assert_eq!(TASK.get(), None, "plain task saw a binding");
+                        assert_eq!(TASK.get(), expect, "plain task saw a binding");
                         assert_eq!(ENTERED.with(Cell::get), 0, "plain task saw a hook");
-                        assert!(ctx::Snapshot::capture().is_empty());
+                        assert_eq!(
+                            ctx::Snapshot::capture().len(),
+                            usize::from(expect.is_some())
+                        );
                         checks.fetch_add(1, Ordering::Relaxed);
                         pause(&mut rng).await;
                     }

@@ -180,10 +180,12 @@ fn set_panic_points_at_the_caller() {
 
 #[test]
 fn unframed_tasks_read_the_empty_base_context_not_the_spawners() {
-    let rt = ctx::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let mut builder = ctx::Builder::new_multi_thread();
+    builder.worker_threads(2);
+    // In runtime-hook mode every task is framed; this is about the others.
+    #[cfg(tokio_unstable)]
+    builder.frame_every_task(false);
+    let rt = builder.build().unwrap();
     rt.block_on(async {
         let _v = V.set(5);
         // A plain task does not inherit, and is refused as unframed even

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::frame::{self, Frame, Leave, NotInstalled, Payload};
+use crate::frame::{self, Frame, Leave, NotInstalled};
 use crate::snapshot::Snapshot;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

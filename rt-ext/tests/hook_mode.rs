@@ -1,0 +1,279 @@
+//! Runtime-hook mode (`--cfg tokio_unstable`): tasks spawned with plain
+//! `tokio::spawn`, as a third-party library would, get a frame of their own:
+//! they inherit, may bind without leaking, run their hooks across migration,
+//! stay clean after panics, and their frames are freed when they end.
+#![cfg(tokio_unstable)]
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use rt_ext::{self as ctx, Lifecycle};
+use support::{yield_once, Event, Log, Recorder};
+
+static REQUEST: ctx::Variable<u64> = ctx::Variable::new("request");
+
+/// Stands in for a library that spawns its own tasks with plain tokio.
+mod third_party {
+    use tokio::task::JoinHandle;
+
+    pub fn spawn_worker<F>(f: F) -> JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(f)
+    }
+}
+
+fn runtimes() -> Vec<ctx::Runtime> {
+    vec![
+        ctx::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        ctx::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+    ]
+}
+
+#[test]
+fn plain_tokio_spawn_inherits_and_isolates() {
+    for rt in runtimes() {
+        rt.block_on(async {
+            let _r = REQUEST.set(7);
+            let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+            let task = third_party::spawn_worker(async move {
+                let inherited = REQUEST.get();
+                let grandchild = third_party::spawn_worker(async { REQUEST.get() });
+                let _mine = REQUEST.set(8); // a frame of its own: allowed
+                go_rx.await.unwrap(); // the parent rebinds meanwhile
+                let after = REQUEST.get();
+                (inherited, grandchild.await.unwrap(), after)
+            });
+            {
+                let _later = REQUEST.set(9);
+                go_tx.send(()).unwrap();
+                assert_eq!(task.await.unwrap(), (Some(7), Some(7), Some(8)));
+            }
+            assert_eq!(
+                REQUEST.get(),
+                Some(7),
+                "the child's binding reached the parent"
+            );
+        });
+        assert_eq!(rt.framed_tasks(), Some(0));
+    }
+}
+
+#[test]
+fn hooks_in_plain_tasks_alternate_and_follow_migration() {
+    struct Where(Arc<Mutex<Vec<(bool, thread::ThreadId)>>>);
+    impl Lifecycle for Where {
+        fn on_yield(&mut self) {
+            self.0.lock().unwrap().push((false, thread::current().id()));
+        }
+        fn on_resume(&mut self) {
+            self.0.lock().unwrap().push((true, thread::current().id()));
+        }
+    }
+    let rt = &runtimes()[1];
+    let migrations = rt.block_on(async {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let hog = tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_micros(300));
+                tokio::task::yield_now().await;
+            }
+        });
+        let mut tasks = Vec::new();
+        for t in 0..8u64 {
+            tasks.push(third_party::spawn_worker(async move {
+                let log = Arc::new(Mutex::new(Vec::new()));
+                let _r = REQUEST.set(t);
+                let _h = ctx::enter(Where(log.clone()));
+                let mut moved = 0;
+                for _ in 0..300 {
+                    let before = thread::current().id();
+                    log.lock().unwrap().clear();
+                    tokio::task::yield_now().await;
+                    let after = thread::current().id();
+                    assert_eq!(*log.lock().unwrap(), vec![(false, before), (true, after)]);
+                    assert_eq!(REQUEST.get(), Some(t));
+                    moved += usize::from(before != after);
+                }
+                moved
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        hog.await.unwrap();
+        total
+    });
+    assert!(
+        migrations > 0,
+        "no task migrated; migration was not exercised"
+    );
+}
+
+#[test]
+fn a_plain_task_panicking_mid_poll_leaves_the_worker_clean() {
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let rt = &runtimes()[0];
+    let l = log.clone();
+    rt.block_on(async move {
+        let failed = third_party::spawn_worker(async move {
+            let _r = REQUEST.set(1);
+            std::mem::forget(ctx::enter(Recorder::new("h", &l)));
+            yield_once().await;
+            panic!("boom");
+        });
+        assert!(failed.await.unwrap_err().is_panic());
+        let clean =
+            third_party::spawn_worker(async { (REQUEST.get(), ctx::Snapshot::capture().len()) });
+        // The next plain task inherits the root's (empty) context only.
+        assert_eq!(clean.await.unwrap(), (None, 0));
+    });
+    use Event::*;
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![
+            Yield("h"),
+            Resume("h"),
+            // tokio drops the panicked future and terminates the task inside
+            // the same poll, while its frame is still entered: the hook goes
+            // entered, without a yield first.
+            Dropped {
+                name: "h",
+                entered: true
+            },
+        ]
+    );
+    assert_eq!(rt.framed_tasks(), Some(0));
+}
+
+#[test]
+fn a_hundred_thousand_tasks_leave_no_frame_behind() {
+    let rt = &runtimes()[1];
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for i in 0..100_000u64 {
+            let h = tokio::spawn(async move {
+                let _r = REQUEST.set(i);
+                match i % 10 {
+                    0 => std::future::pending::<()>().await, // aborted below
+                    1 => panic!("task {i} panics"),
+                    2 => {
+                        yield_once().await;
+                        panic!("task {i} panics after a yield")
+                    }
+                    _ => yield_once().await,
+                }
+            });
+            if i % 10 == 0 {
+                h.abort();
+            }
+            handles.push(h);
+            if handles.len() == 10_000 {
+                for h in handles.drain(..) {
+                    let _ = h.await;
+                }
+            }
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+    });
+    assert_eq!(
+        rt.framed_tasks(),
+        Some(0),
+        "frames of finished tasks were kept"
+    );
+}
+
+#[test]
+fn tasks_pending_at_shutdown_are_torn_down_entered() {
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let rt = ctx::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let l = log.clone();
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        third_party::spawn_worker(async move {
+            let _h = ctx::enter(Recorder::new("h", &l));
+            tx.send(()).unwrap();
+            std::future::pending::<()>().await
+        });
+        rx.await.unwrap();
+    });
+    drop(rt);
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log.last(),
+        Some(&Event::Dropped {
+            name: "h",
+            entered: true
+        }),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn user_task_hooks_still_run_inside_the_frame() {
+    static SPAWNS: AtomicUsize = AtomicUsize::new(0);
+    static BEFORE: AtomicUsize = AtomicUsize::new(0);
+    static AFTER: AtomicUsize = AtomicUsize::new(0);
+    static ENDS: AtomicUsize = AtomicUsize::new(0);
+    static SEEN_IN_HOOK: Mutex<Vec<Option<u64>>> = Mutex::new(Vec::new());
+    let rt = ctx::Builder::new_current_thread()
+        .on_task_spawn(|_| {
+            SPAWNS.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_before_task_poll(|_| {
+            BEFORE.fetch_add(1, Ordering::SeqCst);
+            SEEN_IN_HOOK.lock().unwrap().push(REQUEST.get());
+        })
+        .on_after_task_poll(|_| {
+            AFTER.fetch_add(1, Ordering::SeqCst);
+        })
+        .on_task_terminate(|_| {
+            ENDS.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _r = REQUEST.set(5);
+        tokio::spawn(async { yield_once().await }).await.unwrap();
+    });
+    assert_eq!(SPAWNS.load(Ordering::SeqCst), 1);
+    assert_eq!(BEFORE.load(Ordering::SeqCst), 2);
+    assert_eq!(AFTER.load(Ordering::SeqCst), 2);
+    assert_eq!(ENDS.load(Ordering::SeqCst), 1);
+    assert_eq!(*SEEN_IN_HOOK.lock().unwrap(), vec![Some(5), Some(5)]);
+}
+
+#[test]
+fn framing_every_task_can_be_turned_off() {
+    let rt = ctx::Builder::new_current_thread()
+        .frame_every_task(false)
+        .build()
+        .unwrap();
+    assert_eq!(rt.framed_tasks(), None);
+    rt.block_on(async {
+        let _r = REQUEST.set(1);
+        let plain = tokio::spawn(async { (REQUEST.get(), REQUEST.try_set(2).is_err()) });
+        assert_eq!(plain.await.unwrap(), (None, true));
+    });
+}
