@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Second build with `--cfg tokio_unstable`: the runtime-hook mode, where every
+# task of a `ctx::Builder` runtime gets a frame. Its own target dir, since the
+# flag changes every crate's build.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export RUSTFLAGS="--cfg tokio_unstable"
+export RUSTDOCFLAGS="--cfg tokio_unstable"
+export CARGO_TARGET_DIR=target/unstable
+cargo clippy -p spawn-hooks -p rt-ext --all-targets -- -D warnings
+cargo test -p spawn-hooks -p rt-ext
