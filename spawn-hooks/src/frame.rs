@@ -514,6 +514,38 @@ pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
     }
 }
 
+/// What a `Binding` or `HookGuard` holds: the way back to its registration.
+/// Dropping it removes the registration, by identity (see [`release`]).
+pub(crate) struct Registration {
+    frame: Option<Arc<Shared>>,
+    id: u64,
+}
+
+impl Registration {
+    pub(crate) fn new((frame, id): Registered) -> Registration {
+        Registration {
+            frame: Some(frame),
+            id,
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            release(&frame, self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
 // ===== the poll protocol =====
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

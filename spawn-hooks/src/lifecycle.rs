@@ -1,10 +1,7 @@
 //! Lifecycle hooks: code that runs when a frame suspends and resumes.
 
-use std::fmt;
-
 use crate::error::BindError;
-use crate::frame::{self, Shared};
-use crate::sync::Arc;
+use crate::frame::{self, Registration};
 
 /// A hook called when its frame suspends (its future returned
 /// `Poll::Pending`) and when it is polled again, on whatever thread polls it.
@@ -121,9 +118,8 @@ pub fn enter<H: Lifecycle>(hook: H) -> HookGuard {
 /// ```
 pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
     match frame::add_hook(Box::new(hook)) {
-        Ok((frame, id)) => Ok(HookGuard {
-            frame: Some(frame),
-            id,
+        Ok(registered) => Ok(HookGuard {
+            _registration: Registration::new(registered),
         }),
         Err((e, hook)) => {
             drop(hook);
@@ -148,21 +144,8 @@ pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
 /// std::thread::spawn(move || drop(guard)).join().unwrap();
 /// ```
 #[must_use = "the hook is deregistered and dropped as soon as this guard is dropped"]
+#[derive(Debug)]
 pub struct HookGuard {
-    frame: Option<Arc<Shared>>,
-    id: u64,
-}
-
-impl Drop for HookGuard {
-    fn drop(&mut self) {
-        if let Some(frame) = self.frame.take() {
-            frame::release(&frame, self.id);
-        }
-    }
-}
-
-impl fmt::Debug for HookGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HookGuard").field("id", &self.id).finish()
-    }
+    /// Held for its `Drop`, which removes the registration.
+    _registration: Registration,
 }

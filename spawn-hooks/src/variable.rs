@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::BindError;
-use crate::frame::{self, Shared};
+use crate::frame::{self, Registration};
 use crate::future::Framed;
 use crate::mapping::Value;
 use crate::sync::{arc_any, Arc};
@@ -204,10 +204,9 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// }
     /// ```
     pub fn try_set(&self, value: T) -> Result<Binding, BindError> {
-        let (frame, id) = frame::bind(self.name, self.id(), arc_any(value))?;
+        let registered = frame::bind(self.name, self.id(), arc_any(value))?;
         Ok(Binding {
-            frame: Some(frame),
-            id,
+            _registration: Registration::new(registered),
         })
     }
 
@@ -295,21 +294,8 @@ impl<T> fmt::Debug for Variable<T> {
 /// assert_eq!(V.get(), None);
 /// ```
 #[must_use = "the binding is removed as soon as this guard is dropped"]
+#[derive(Debug)]
 pub struct Binding {
-    frame: Option<Arc<Shared>>,
-    id: u64,
-}
-
-impl Drop for Binding {
-    fn drop(&mut self) {
-        if let Some(frame) = self.frame.take() {
-            frame::release(&frame, self.id);
-        }
-    }
-}
-
-impl fmt::Debug for Binding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Binding").field("id", &self.id).finish()
-    }
+    /// Held for its `Drop`, which removes the registration.
+    _registration: Registration,
 }
