@@ -95,11 +95,11 @@ impl fmt::Display for BindError {
             Kind::Unframed => write!(
                 f,
                 "cannot bind {what}: this code runs unframed on a tokio runtime thread \
-                 (a task spawned with plain `tokio::spawn`, or a future run by a plain \
-                 runtime's `block_on`), so the binding would leak into other tasks run \
-                 on this thread; spawn the task with `rt_ext::spawn`, run the future with \
-                 `rt_ext::Runtime::block_on`, or wrap it with `.frame()` \
-                 (`rt_ext::FutureExt`)",
+                 (a task spawned with plain `tokio::spawn` or `spawn_local`, or a future \
+                 run by a plain runtime's `block_on`), so the binding would leak into \
+                 other tasks run there; spawn the task with `rt_ext::spawn` (or \
+                 `rt_ext::spawn_local`), run the future with `rt_ext::Runtime::block_on`, \
+                 or wrap it with `.frame()` (`rt_ext::FutureExt`)",
                 what = Quoted(self.what),
             ),
             Kind::Borrowed => write!(

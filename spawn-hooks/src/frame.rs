@@ -59,6 +59,9 @@ pub(crate) struct Frame {
     ext: Option<Box<FrameExt>>,
     /// The thread's base frame, for code that runs outside any frame.
     base: bool,
+    /// A frame around an executor (see `crate::isolate`): shared by the
+    /// tasks that executor polls without frames of their own.
+    isolated: bool,
 }
 
 /// The rarely used part of a frame, allocated on the first binding or hook.
@@ -126,12 +129,26 @@ impl Frame {
         }
     }
 
+    /// An empty frame that refuses bindings and hooks, like a runtime
+    /// thread's base frame, for an executor polled inside another frame.
+    pub(crate) fn isolated() -> Frame {
+        Frame {
+            isolated: true,
+            ..Frame::default()
+        }
+    }
+
     pub(crate) fn with_mapping(mapping: Mapping) -> Frame {
         Frame {
             mapping,
-            ext: None,
-            base: false,
+            ..Frame::default()
         }
+    }
+
+    /// Whether bindings and hooks made here would be shared by unrelated
+    /// tasks, and so must be refused.
+    fn refuses(&self) -> bool {
+        self.isolated || (self.base && crate::unframed::refused())
     }
 
     fn owns(&self, shared: &Arc<Shared>) -> bool {
@@ -488,7 +505,7 @@ fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R,
         let mut frame = cell
             .try_borrow_mut()
             .map_err(|_| BindError::borrowed(what))?;
-        if frame.base && crate::unframed::refused() {
+        if frame.refuses() {
             return Err(BindError::unframed(what));
         }
         Ok(f(&mut frame))

@@ -105,6 +105,10 @@ impl<F> Framed<F> {
         Framed::new(fut, Frame::with_mapping(mapping), State::Given)
     }
 
+    pub(crate) fn isolated(fut: F) -> Framed<F> {
+        Framed::new(fut, Frame::isolated(), State::Given)
+    }
+
     /// The inner future, if it has not finished.
     ///
     /// # Examples
@@ -176,6 +180,47 @@ impl<F> fmt::Debug for Framed<F> {
             .field("frame", &self.frame)
             .finish()
     }
+}
+
+/// Runs `executor`, a future that polls other tasks inside its own poll (an
+/// executor nested in a task, such as tokio's `LocalSet`), in a frame that
+/// behaves like a runtime thread's base frame: empty, and refusing bindings
+/// and hooks.
+///
+/// Tasks the executor polls without frames of their own then see what
+/// unframed tasks see anywhere else: nothing of the caller's context, and no
+/// way to bind into it (a binding there would be shared by all of them).
+/// Tasks that have their own frame (spawned framed, or `.frame()`d) are not
+/// affected.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use spawn_hooks::{isolate, FutureExt, Variable};
+///
+/// static V: Variable<u8> = Variable::new("v");
+///
+/// // A tiny executor that polls a queue of unframed tasks.
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let s = seen.clone();
+/// let executor = async move {
+///     // An unframed task: reads nothing, cannot bind.
+///     s.borrow_mut().push((V.get(), V.try_set(1).is_err()));
+///     // A framed one: its own frame.
+///     let framed = async { let _b = V.set(2); V.get() }.frame().await;
+///     s.borrow_mut().push((framed, false));
+/// };
+/// # futures::executor::block_on(async {
+/// let _b = V.set(9);
+/// isolate(executor).await;
+/// assert_eq!(*seen.borrow(), [(None, true), (Some(2), false)]);
+/// assert_eq!(V.get(), Some(9));
+/// # });
+/// ```
+pub fn isolate<F: Future>(executor: F) -> Framed<F> {
+    Framed::isolated(executor)
 }
 
 /// Gives a future its own frame.

@@ -64,7 +64,7 @@ mod unframed;
 mod variable;
 
 pub use error::BindError;
-pub use future::{Framed, FutureExt};
+pub use future::{isolate, Framed, FutureExt};
 pub use lifecycle::{enter, try_enter, HookGuard, Lifecycle};
 pub use snapshot::Snapshot;
 pub use task::{CaughtPanic, TaskFrame};
