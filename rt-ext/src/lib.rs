@@ -65,6 +65,15 @@
 //! that thread. `try_set`/`try_enter` return a [`BindError`]; `set`/`enter`
 //! panic with a message that says what to do: spawn with [`spawn`], run with
 //! [`Runtime::block_on`], or wrap the future with `.frame()`.
+//!
+//! # Tracing
+//!
+//! With the `tracing` feature, `ctx::tracing::enter` enters a span for as long
+//! as its guard lives, across awaits: the span is exited whenever the frame
+//! suspends and entered again when it resumes, on whatever thread. Work
+//! spawned through rt-ext starts inside the spawner's current span. Without
+//! the feature, [`no_suspend`] still counts (and on request panics on) values
+//! held across a suspension; with it, each one is also a warning.
 
 #![warn(
     missing_docs,
@@ -76,12 +85,16 @@
 
 mod inherit;
 mod join_set;
+mod no_suspend;
 mod runtime;
 mod spawn;
 mod task_tracker;
 pub mod thread;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 
 pub use join_set::JoinSet;
+pub use no_suspend::{no_suspend, set_panic_on_suspend, suspended_while_held, NoSuspend};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{spawn, spawn_blocking, spawn_local};
 pub use task_tracker::TaskTracker;

@@ -39,6 +39,8 @@ use tokio::task::JoinHandle;
 /// ```
 pub struct Builder {
     inner: tokio::runtime::Builder,
+    /// What spawning adds in the runtime (see `inherit::Settings`).
+    pub(crate) settings: inherit::Settings,
 }
 
 impl Builder {
@@ -54,6 +56,7 @@ impl Builder {
     pub fn new_current_thread() -> Builder {
         Builder {
             inner: tokio::runtime::Builder::new_current_thread(),
+            settings: inherit::Settings::default(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Builder {
     pub fn new_multi_thread() -> Builder {
         Builder {
             inner: tokio::runtime::Builder::new_multi_thread(),
+            settings: inherit::Settings::default(),
         }
     }
 
@@ -355,7 +359,9 @@ impl Builder {
     /// assert_eq!(rt.block_on(async { 2 + 2 }), 4);
     /// ```
     pub fn build(&mut self) -> io::Result<Runtime> {
-        self.inner.build().map(Runtime::from)
+        let mut runtime = self.inner.build().map(Runtime::from)?;
+        runtime.handle.settings = self.settings;
+        Ok(runtime)
     }
 }
 
@@ -429,7 +435,8 @@ impl Runtime {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(inherit::future(future))
+        let future = self.handle.settings.apply(|| inherit::future(future));
+        self.inner.block_on(future)
     }
 
     /// Spawns a task on this runtime that starts with the caller's context.
@@ -580,6 +587,7 @@ impl From<tokio::runtime::Runtime> for Runtime {
 #[derive(Clone, Debug)]
 pub struct Handle {
     inner: tokio::runtime::Handle,
+    settings: inherit::Settings,
 }
 
 impl Handle {
@@ -634,7 +642,8 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(inherit::future(future))
+        let future = self.settings.apply(|| inherit::future(future));
+        self.inner.spawn(future)
     }
 
     /// Runs a blocking closure on the runtime's blocking pool, in the
@@ -655,7 +664,8 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        self.inner.spawn_blocking(inherit::closure(f))
+        self.inner
+            .spawn_blocking(self.settings.apply(|| inherit::closure(f)))
     }
 
     /// Runs `future` to completion, in a frame that starts from the calling
@@ -678,7 +688,8 @@ impl Handle {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.inner.block_on(inherit::future(future))
+        self.inner
+            .block_on(self.settings.apply(|| inherit::future(future)))
     }
 
     /// Enters the runtime's context (see [`Runtime::enter`]).
@@ -710,6 +721,9 @@ impl Handle {
 
 impl From<tokio::runtime::Handle> for Handle {
     fn from(inner: tokio::runtime::Handle) -> Handle {
-        Handle { inner }
+        Handle {
+            inner,
+            settings: inherit::Settings::default(),
+        }
     }
 }

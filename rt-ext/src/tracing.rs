@@ -1,0 +1,416 @@
+//! `tracing` integration (the `tracing` cargo feature): span guards that are
+//! right across `.await`, and spans that follow spawns.
+//!
+//! * [`enter`] (or [`SpanExt::enter_ctx`]) enters a span until its guard
+//!   drops, like [`Span::enter`], but through a [`Lifecycle`] hook of the
+//!   current frame: the span is exited whenever the frame suspends and
+//!   entered again when it is polled, on whatever thread polls it. While the
+//!   task waits, the worker runs other tasks with no trace of its span.
+//! * Work spawned through rt-ext ([`crate::spawn`], `spawn_blocking`,
+//!   `spawn_local`, [`crate::JoinSet`], [`crate::TaskTracker`],
+//!   [`crate::thread::spawn`], the [`crate::Runtime`] and [`crate::Handle`]
+//!   methods) starts inside the spawner's current span, without
+//!   `.in_current_span()`. Turn that off per spawn with [`without_span`], for
+//!   a frame and everything spawned from it with [`set_spans_follow_spawns`],
+//!   or for a runtime with [`Builder::spans_follow_spawns`].
+//!
+//! # With `Instrument` and `#[instrument]`
+//!
+//! A guard belongs to its frame (the task, unless the code makes more), and a
+//! frame re-enters its guards' spans when it is polled, before the code inside
+//! it runs. A span entered by [`tracing::Instrument::instrument`] (or
+//! `#[instrument]`) *inside* the task is entered after that, on the way down
+//! to the instrumented future, so it would cover a guard taken inside the
+//! instrumented body. Give the body its own frame, inside the
+//! instrumentation: `body.frame().instrument(span)` (with `#[instrument]`,
+//! `async { .. }.frame().await` around the part that holds the guard). The
+//! spawn paths of rt-ext already nest this way.
+//!
+//! ```
+//! use rt_ext::{self as ctx, FutureExt as _};
+//! use tracing::{info_span, Instrument as _, Span};
+//!
+//! # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+//! # let _default = tracing::dispatcher::set_default(&dispatch);
+//! async fn render() -> Option<tracing::Id> {
+//!     async {
+//!         let span = info_span!("chunk");
+//!         let _chunk = rt_ext::tracing::enter(&span);
+//!         tokio::task::yield_now().await;
+//!         Span::current().id() // `chunk`, inside `render`
+//!     }
+//!     .frame()
+//!     .instrument(info_span!("render"))
+//!     .await
+//! }
+//! # ctx::Builder::new_current_thread().build().unwrap().block_on(async {
+//! #     let current = render().await.unwrap();
+//! #     let name = tracing::dispatcher::get_default(|d| {
+//! #         use tracing_subscriber::registry::LookupSpan;
+//! #         d.downcast_ref::<tracing_subscriber::Registry>().unwrap().span(&current).unwrap().name()
+//! #     });
+//! #     assert_eq!(name, "chunk");
+//! # });
+//! ```
+//!
+//! Held-across-await detection ([`crate::no_suspend`]) works without this
+//! feature; with it, each detection is also a `tracing` warning.
+//!
+//! # Examples
+//!
+//! ```
+//! use rt_ext as ctx;
+//! use tracing::{info, info_span, Span};
+//!
+//! # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+//! # let _default = tracing::dispatcher::set_default(&dispatch);
+//! let rt = ctx::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(async {
+//!     let span = info_span!("request", id = 7);
+//!     let _entered = ctx::tracing::enter(&span); // exits on every suspension
+//!     tokio::task::yield_now().await;
+//!     info!("under `request` on whatever thread resumed the task");
+//!
+//!     // a child task starts inside the spawner's span
+//!     let child = ctx::spawn(async { Span::current().id() });
+//!     assert_eq!(child.await.unwrap(), span.id());
+//! });
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+
+use ::tracing::Span;
+
+use crate::{BindError, Binding, Builder, HookGuard, Lifecycle, Snapshot, Variable};
+
+// ===== span guards =====
+
+/// Enters `span` in the current frame until the returned guard drops; unlike
+/// [`Span::enter`], the guard may be held across `.await`.
+///
+/// The span is entered now, exited whenever the frame suspends (on the thread
+/// that polled it, before `poll` returns, also when the poll unwinds), entered
+/// again when the frame is polled again (on whatever thread), and exited when
+/// the guard drops. It is entered and exited through its own dispatcher, and
+/// the guard keeps it alive.
+///
+/// Inside a future instrumented with [`tracing::Instrument`] or
+/// `#[instrument]`, frame the instrumented body (see the
+/// [module docs](self#with-instrument-and-instrument)).
+///
+/// # Panics
+///
+/// Panics where [`try_enter`] returns an error, as [`crate::enter`] does: in a
+/// tokio runtime thread's unframed code (a plain `tokio::spawn` task or
+/// `#[tokio::main]` body; spawn with [`crate::spawn`] or frame the future
+/// with `.frame()`), or inside a [`Variable::with`] callback.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+/// use tracing::{info_span, Span};
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// ctx::Builder::new_current_thread().build().unwrap().block_on(async {
+///     let span = info_span!("load");
+///     let guard = ctx::tracing::enter(&span);
+///     tokio::task::yield_now().await; // exited while suspended, then re-entered
+///     assert_eq!(Span::current().id(), span.id());
+///     drop(guard);
+///     assert!(Span::current().is_none());
+/// });
+/// ```
+#[track_caller]
+pub fn enter(span: &Span) -> SpanGuard {
+    match try_enter(span) {
+        Ok(guard) => guard,
+        Err(e) => panic!("rt-ext: {e}"),
+    }
+}
+
+/// Like [`enter`], but returns an error instead of panicking where the
+/// current frame refuses hooks (the span is then not left entered).
+///
+/// # Examples
+///
+/// ```
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// let span = tracing::info_span!("job");
+/// // a plain thread outside any runtime accepts hooks
+/// let guard = rt_ext::tracing::try_enter(&span).expect("framed");
+/// assert_eq!(tracing::Span::current().id(), span.id());
+/// drop(guard);
+/// ```
+pub fn try_enter(span: &Span) -> Result<SpanGuard, BindError> {
+    let mut hook = SpanHook {
+        span: span.clone(),
+        entered: false,
+    };
+    hook.enter();
+    // On refusal the hook is dropped, which exits the span again.
+    crate::try_enter(hook).map(|hook| SpanGuard { _hook: hook })
+}
+
+/// [`enter`] as a method of [`Span`].
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext::tracing::SpanExt as _;
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// rt_ext::Runtime::new().unwrap().block_on(async {
+///     let span = tracing::info_span!("handler");
+///     let _entered = span.enter_ctx();
+///     tokio::task::yield_now().await;
+///     tracing::info!("logged under `handler`");
+/// });
+/// ```
+pub trait SpanExt: sealed::Sealed {
+    /// Enters the span in the current frame until the guard drops, across
+    /// awaits; see [`enter`].
+    ///
+    /// # Panics
+    ///
+    /// Panics where [`enter`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext::tracing::SpanExt as _;
+    ///
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let span = tracing::info_span!("startup");
+    /// let guard = span.enter_ctx();
+    /// assert_eq!(tracing::Span::current().id(), span.id());
+    /// drop(guard);
+    /// ```
+    #[track_caller]
+    fn enter_ctx(&self) -> SpanGuard;
+}
+
+impl SpanExt for Span {
+    #[track_caller]
+    fn enter_ctx(&self) -> SpanGuard {
+        enter(self)
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for tracing::Span {}
+}
+
+/// The guard of a span entered with [`enter`]: while it lives, the span is
+/// entered whenever its frame runs. Dropping it exits the span (if its frame
+/// is suspended, when the frame next runs or is dropped).
+///
+/// `Send`, so a future holding one across an `.await` stays `Send`.
+///
+/// # Examples
+///
+/// ```
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// let span = tracing::info_span!("batch");
+/// let guard: rt_ext::tracing::SpanGuard = rt_ext::tracing::enter(&span);
+/// println!("{guard:?}");
+/// ```
+#[must_use = "the span is exited as soon as this guard is dropped"]
+pub struct SpanGuard {
+    _hook: HookGuard,
+}
+
+impl fmt::Debug for SpanGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanGuard").finish_non_exhaustive()
+    }
+}
+
+/// The hook behind [`SpanGuard`]. `entered` makes enter and exit pair up
+/// whatever the order of calls, so the span is never left entered on a
+/// thread and never exited twice.
+struct SpanHook {
+    /// A clone, so the span lives at least as long as it may be entered.
+    span: Span,
+    entered: bool,
+}
+
+impl SpanHook {
+    fn enter(&mut self) {
+        if !self.entered {
+            self.entered = true;
+            self.span
+                .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+        }
+    }
+
+    fn exit(&mut self) {
+        if self.entered {
+            self.entered = false;
+            self.span
+                .with_subscriber(|(id, dispatch)| dispatch.exit(id));
+        }
+    }
+}
+
+impl Lifecycle for SpanHook {
+    fn on_yield(&mut self) {
+        self.exit();
+    }
+
+    fn on_resume(&mut self) {
+        self.enter();
+    }
+}
+
+impl Drop for SpanHook {
+    fn drop(&mut self) {
+        // Hooks are dropped entered, on the thread that runs their frame.
+        self.exit();
+    }
+}
+
+// ===== spans that follow spawns =====
+
+/// The setting behind [`set_spans_follow_spawns`], inherited like any
+/// variable; unset means on.
+pub(crate) static FOLLOW: Variable<bool> = Variable::new("rt_ext::tracing::spans_follow_spawns");
+
+thread_local! {
+    /// Set while a [`without_span`] closure runs on this thread.
+    static WITHOUT_SPAN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The span a piece of work spawned now, with `snapshot` as its context,
+/// starts in: the current span, unless spans do not follow spawns here.
+pub(crate) fn span_to_follow(snapshot: &Snapshot) -> Span {
+    let off = WITHOUT_SPAN.try_with(Cell::get).unwrap_or(false)
+        || (!snapshot.is_empty() && snapshot.get(&FOLLOW) == Some(false));
+    if off {
+        Span::none()
+    } else {
+        Span::current()
+    }
+}
+
+/// Whether work spawned from the current context starts inside the current
+/// span (the default), as set by [`set_spans_follow_spawns`] or
+/// [`Builder::spans_follow_spawns`].
+///
+/// # Examples
+///
+/// ```
+/// assert!(rt_ext::tracing::spans_follow_spawns());
+/// let _off = rt_ext::tracing::set_spans_follow_spawns(false);
+/// assert!(!rt_ext::tracing::spans_follow_spawns());
+/// ```
+pub fn spans_follow_spawns() -> bool {
+    FOLLOW.get().unwrap_or(true)
+}
+
+/// Sets whether work spawned from the current frame starts inside the
+/// spawner's current span, until the returned binding drops. Like any
+/// binding it is inherited: turned off here, it is off in everything spawned
+/// from here, and in what that spawns, unless they turn it on again.
+///
+/// Turn it off for long-lived background work spawned from short-lived
+/// spans (a span stays open while any task entered in it lives).
+///
+/// # Panics
+///
+/// Panics where [`Variable::set`] does (in a tokio runtime thread's unframed
+/// code, or inside a [`Variable::with`] callback).
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+/// use tracing::Span;
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// ctx::Builder::new_current_thread().build().unwrap().block_on(async {
+///     let span = tracing::info_span!("request");
+///     let _entered = ctx::tracing::enter(&span);
+///     let _off = ctx::tracing::set_spans_follow_spawns(false);
+///     let background = ctx::spawn(async { Span::current().is_none() });
+///     assert!(background.await.unwrap());
+/// });
+/// ```
+#[track_caller]
+pub fn set_spans_follow_spawns(on: bool) -> Binding {
+    FOLLOW.set(on)
+}
+
+/// Runs `f` with spans not following spawns: work spawned directly by `f`,
+/// on this thread while it runs, starts in no span. This is the per-spawn
+/// switch; the setting the spawned work inherits is unchanged, so what it
+/// spawns in turn follows its spans again.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+/// use tracing::Span;
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// ctx::Builder::new_current_thread().build().unwrap().block_on(async {
+///     let span = tracing::info_span!("request");
+///     let _entered = ctx::tracing::enter(&span);
+///     let detached = ctx::tracing::without_span(|| ctx::spawn(async { Span::current().is_none() }));
+///     let attached = ctx::spawn(async { Span::current().is_none() });
+///     assert!(detached.await.unwrap());
+///     assert!(!attached.await.unwrap());
+/// });
+/// ```
+pub fn without_span<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the flag even if `f` unwinds, and keeps an enclosing
+    /// `without_span` in force when this one returns.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = WITHOUT_SPAN.try_with(|w| w.set(self.0));
+        }
+    }
+    let _restore = Restore(WITHOUT_SPAN.with(|w| w.replace(true)));
+    f()
+}
+
+impl Builder {
+    /// Whether work spawned in the runtime starts inside the spawner's
+    /// current span (on by default). Off, the runtime's `block_on` and the
+    /// `spawn` methods of its [`Runtime`](crate::Runtime) and
+    /// [`Handle`](crate::Handle) bind [`set_spans_follow_spawns`]`(false)` in
+    /// the work they start, which everything spawned from there inherits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext as ctx;
+    /// use tracing::Span;
+    ///
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let rt = ctx::Builder::new_current_thread()
+    ///     .spans_follow_spawns(false)
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async {
+    ///     let span = tracing::info_span!("request");
+    ///     let _entered = ctx::tracing::enter(&span);
+    ///     assert!(ctx::spawn(async { Span::current().is_none() }).await.unwrap());
+    /// });
+    /// ```
+    pub fn spans_follow_spawns(&mut self, on: bool) -> &mut Self {
+        self.settings.spans_follow_spawns = Some(on);
+        self
+    }
+}

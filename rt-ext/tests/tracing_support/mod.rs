@@ -1,0 +1,141 @@
+//! A recording `tracing` layer for the tracing tests: every event with the
+//! spans it is under, as the registry sees them, and the thread it ran on.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::registry::LookupSpan;
+
+/// One recorded event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The event's message.
+    pub message: String,
+    /// The event's fields, `message` first: `"step task=3"`.
+    pub fields: String,
+    /// Labels of the spans it is under, innermost first: `["task{id=3}"]`.
+    pub spans: Vec<String>,
+    pub thread: ThreadId,
+}
+
+impl Record {
+    /// The value of field `name`, as recorded.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{name}=");
+        self.fields
+            .split(' ')
+            .find_map(|f| f.strip_prefix(prefix.as_str()))
+    }
+}
+
+/// Events recorded by a [`dispatch`].
+#[derive(Clone, Default)]
+pub struct Records(Arc<Mutex<Vec<Record>>>);
+
+impl Records {
+    pub fn all(&self) -> Vec<Record> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The recorded events whose message is `message`.
+    pub fn with_message(&self, message: &str) -> Vec<Record> {
+        self.all()
+            .into_iter()
+            .filter(|r| r.message == message)
+            .collect()
+    }
+}
+
+/// A registry with the recording layer, and what it records.
+pub fn dispatch() -> (Dispatch, Records) {
+    let records = Records::default();
+    let subscriber = tracing_subscriber::registry().with(Recorder(records.clone()));
+    (Dispatch::new(subscriber), records)
+}
+
+/// A span's label: its name and fields, `task{id=3}`.
+struct Label(String);
+
+struct Recorder(Records);
+
+impl<S> Layer<S> for Recorder
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        let fields = fields.render();
+        let mut label = attrs.metadata().name().to_string();
+        if !fields.is_empty() {
+            write!(label, "{{{fields}}}").unwrap();
+        }
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Label(label));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let message = fields.message.clone().unwrap_or_default();
+        let spans = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope
+                    .map(|span| {
+                        let ext = span.extensions();
+                        ext.get::<Label>().map_or_else(String::new, |l| l.0.clone())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.0 .0.lock().unwrap().push(Record {
+            message,
+            fields: fields.render(),
+            spans,
+            thread: thread::current().id(),
+        });
+    }
+}
+
+/// Fields as `message k=v k=v`.
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    others: Vec<String>,
+}
+
+impl Fields {
+    fn render(self) -> String {
+        self.message
+            .into_iter()
+            .chain(self.others)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.message = Some(format!("{value:?}"));
+        } else {
+            self.others.push(format!("{}={:?}", field.name(), value));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = Some(value.to_string());
+        } else {
+            self.others.push(format!("{}={}", field.name(), value));
+        }
+    }
+}
