@@ -390,6 +390,8 @@ impl Builder {
     /// `spawn` methods of its [`Runtime`](crate::Runtime) and
     /// [`Handle`](crate::Handle) bind [`set_spans_follow_spawns`]`(false)` in
     /// the work they start, which everything spawned from there inherits.
+    /// (A [`Handle::current`](crate::Handle::current) does not carry the
+    /// switch, but work running in the runtime has inherited it already.)
     ///
     /// # Examples
     ///

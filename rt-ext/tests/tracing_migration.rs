@@ -18,6 +18,15 @@ const STEPS: u64 = 8;
 
 #[test]
 fn every_event_under_its_own_task_span_across_workers() {
+    // Each run checks attribution; on a loaded machine one worker may happen
+    // to run everything, so run again until some task did move.
+    let migrated = (0..10).any(|_| run_once());
+    assert!(migrated, "no task moved between workers in 10 runs");
+}
+
+/// Runs the 32 tasks, checks every event and the workers afterwards; returns
+/// whether some task ran on both workers.
+fn run_once() -> bool {
     let (dispatch, records) = dispatch();
     let for_workers = dispatch.clone();
     let rt = ctx::Builder::new_multi_thread()
@@ -70,7 +79,7 @@ fn every_event_under_its_own_task_span_across_workers() {
         assert!(r.spans.is_empty(), "{r:?}");
     }
 
-    // The tasks did migrate: some ran on both workers.
+    // The threads each task ran on.
     let mut threads: HashMap<&str, HashSet<_>> = HashMap::new();
     for r in &steps {
         threads
@@ -78,10 +87,6 @@ fn every_event_under_its_own_task_span_across_workers() {
             .or_default()
             .insert(r.thread);
     }
-    assert!(
-        threads.values().any(|t| t.len() > 1),
-        "no task moved between workers"
-    );
 
     // No worker is left inside a span: plain tokio tasks see none.
     let leftovers = rt.block_on(async {
@@ -95,4 +100,5 @@ fn every_event_under_its_own_task_span_across_workers() {
         all_clear
     });
     assert!(leftovers, "a worker was left inside a span");
+    threads.values().any(|t| t.len() > 1)
 }

@@ -183,3 +183,39 @@ fn guard_dropped_elsewhere_exits_with_its_task() {
     assert_eq!(records.len(), 1);
     assert!(records[0].spans.is_empty(), "{records:?}");
 }
+
+/// A task that panics, and a task aborted while suspended, each holding a
+/// span guard, leave no span entered on the thread.
+#[test]
+fn no_span_left_entered_after_a_panic_or_a_cancellation() {
+    let (dispatch, records) = dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let panicking = ctx::spawn(async {
+                let span = info_span!("task", id = 1);
+                let _entered = ctx::tracing::enter(&span);
+                yield_now().await;
+                info!(task = 1, "about to panic");
+                panic!("expected by the test");
+            });
+            assert!(panicking.await.unwrap_err().is_panic());
+            info!("outside");
+
+            let cancelled = ctx::spawn(async {
+                let span = info_span!("task", id = 2);
+                let _entered = ctx::tracing::enter(&span);
+                info!(task = 2, "waiting");
+                std::future::pending::<()>().await;
+            });
+            yield_now().await;
+            cancelled.abort();
+            assert!(cancelled.await.unwrap_err().is_cancelled());
+            info!("outside");
+            assert!(tracing::Span::current().is_none());
+        });
+    });
+    let records = records.all();
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert_eq!(misattributed(&records), Vec::<&Record>::new());
+}
