@@ -319,3 +319,62 @@ fn a_framed_join_branch_yields_before_the_other_branch_runs() {
     }
     assert_eq!(log.iter().filter(|e| matches!(e, Yield(_))).count(), 4);
 }
+
+/// A hook that, on its first `on_yield`, registers another hook and drops the
+/// guard of a third: both changes made while the frame's hooks are running.
+struct Meddler {
+    log: Log,
+    victim: Option<ctx::HookGuard>,
+    spawned: Option<ctx::HookGuard>,
+}
+
+impl Lifecycle for Meddler {
+    fn on_yield(&mut self) {
+        if self.spawned.is_none() {
+            self.spawned = Some(ctx::enter(Recorder::new("late", &self.log)));
+            drop(self.victim.take());
+        }
+    }
+    fn on_resume(&mut self) {}
+}
+
+#[test]
+fn hooks_added_or_removed_by_a_callback_still_alternate() {
+    let log = log();
+    let l = log.clone();
+    futures::executor::block_on(
+        async move {
+            let victim = ctx::enter(Recorder::new("victim", &l));
+            let _m = ctx::enter(Meddler {
+                log: l.clone(),
+                victim: Some(victim),
+                spawned: None,
+            });
+            yield_once().await;
+            yield_once().await;
+        }
+        .frame(),
+    );
+    use Event::*;
+    let log = log.lock().unwrap().clone();
+    // The meddler yields first (newest first), removing the victim before its
+    // turn: the victim is dropped entered, never yielded. The late hook,
+    // registered entered during the yield, yields in the same suspension.
+    assert_eq!(
+        log,
+        vec![
+            Dropped {
+                name: "victim",
+                entered: true
+            },
+            Yield("late"),
+            Resume("late"),
+            Yield("late"),
+            Resume("late"),
+            Dropped {
+                name: "late",
+                entered: true
+            },
+        ]
+    );
+}

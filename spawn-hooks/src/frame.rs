@@ -45,7 +45,9 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 pub(crate) type Registered = (Arc<Shared>, u64);
 
 thread_local! {
-    static CURRENT: RefCell<Frame> = RefCell::new(Frame::base());
+    // Const-initialized: no lazy-initialization check on the poll path. (Under
+    // loom, whose macro takes any expression, the block is just evaluated.)
+    static CURRENT: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
 }
 
 // ===== Frame =====
@@ -72,8 +74,13 @@ struct FrameExt {
     next_id: u64,
     /// Live bindings, oldest first.
     bindings: Vec<BindingRec>,
-    /// Live hooks, oldest first (so ids increase along the vector).
+    /// Live hooks, oldest first (so ids increase along the vector). Empty
+    /// while `run_hooks` has them out; hooks registered meanwhile land here.
     hooks: Vec<HookSlot>,
+    /// Whether `run_hooks` has the hooks out.
+    hooks_out: bool,
+    /// Hooks whose guard was dropped while they were out.
+    removed_out: Vec<u64>,
 }
 
 struct BindingRec {
@@ -86,12 +93,11 @@ struct BindingRec {
 
 struct HookSlot {
     id: u64,
-    /// `None` while the hook is being called (it is out of the frame then).
-    hook: Option<Box<dyn Lifecycle>>,
+    hook: Box<dyn Lifecycle>,
     /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
     entered: bool,
-    /// Its guard was dropped while it was being called.
-    removed: bool,
+    /// It panicked: dropped when the hooks are put back.
+    poisoned: bool,
 }
 
 /// What a guard dropped away from its frame reaches: a queue of removals the
@@ -122,12 +128,13 @@ enum Removed {
 }
 
 impl Frame {
-    fn base() -> Frame {
-        Frame {
-            base: true,
-            ..Frame::default()
-        }
-    }
+    /// A thread's base frame.
+    const BASE: Frame = Frame {
+        mapping: Mapping::empty(),
+        ext: None,
+        base: true,
+        isolated: false,
+    };
 
     /// An empty frame that refuses bindings and hooks, like a runtime
     /// thread's base frame, for an executor polled inside another frame.
@@ -179,6 +186,8 @@ impl Frame {
                 next_id: 0,
                 bindings: Vec::new(),
                 hooks: Vec::new(),
+                hooks_out: false,
+                removed_out: Vec::new(),
             })
         })
     }
@@ -204,9 +213,9 @@ impl Frame {
         ext.next_id += 1;
         ext.hooks.push(HookSlot {
             id,
-            hook: Some(hook),
+            hook,
             entered: true,
-            removed: false,
+            poisoned: false,
         });
         (ext.shared.clone(), id)
     }
@@ -242,82 +251,68 @@ impl Frame {
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
-            let slot = &mut ext.hooks[i];
-            return match slot.hook.take() {
-                Some(hook) => {
-                    let entered = slot.entered;
-                    ext.hooks.remove(i);
-                    Removed::Hook { hook, entered }
-                }
-                None => {
-                    // Being called right now: the caller drops it afterwards.
-                    slot.removed = true;
-                    Removed::Nothing
-                }
+            let slot = ext.hooks.remove(i);
+            return Removed::Hook {
+                hook: slot.hook,
+                entered: slot.entered,
             };
+        }
+        if ext.hooks_out {
+            // Out in `run_hooks`, maybe being called: removed when put back.
+            ext.removed_out.push(id);
         }
         Removed::Nothing
     }
 
-    /// Takes out the next hook to call in `phase`, after `cursor`.
-    fn take_hook(
-        &mut self,
-        phase: Phase,
-        cursor: Option<u64>,
-    ) -> Option<(u64, Box<dyn Lifecycle>)> {
-        let hooks = &mut self.ext.as_deref_mut()?.hooks;
-        let slot = match phase {
-            Phase::Resume => hooks
-                .iter_mut()
-                .find(|s| cursor.is_none_or(|c| s.id > c) && s.hook.is_some() && !s.entered),
-            Phase::Yield => hooks
-                .iter_mut()
-                .rev()
-                .find(|s| cursor.is_none_or(|c| s.id < c) && s.hook.is_some() && s.entered),
-        }?;
-        Some((slot.id, slot.hook.take()?))
+    /// Takes the hooks out, to call them without borrowing the frame.
+    fn take_hooks(&mut self) -> Option<Vec<HookSlot>> {
+        let ext = self.ext.as_deref_mut()?;
+        if ext.hooks.is_empty() || ext.hooks_out {
+            return None;
+        }
+        ext.hooks_out = true;
+        Some(mem::take(&mut ext.hooks))
     }
 
-    /// Puts a called hook back; returns it if its guard was dropped meanwhile.
-    fn put_hook(
-        &mut self,
-        id: u64,
-        hook: Box<dyn Lifecycle>,
-        entered: bool,
-    ) -> Option<Box<dyn Lifecycle>> {
+    /// Puts called hooks back, after those registered meanwhile (which are
+    /// newer). Returns the hooks to drop (those that panicked, and those whose
+    /// guard dropped meanwhile) and whether any hook was registered meanwhile.
+    fn put_hooks(&mut self, mut list: Vec<HookSlot>) -> (Vec<Removed>, bool) {
         let Some(ext) = self.ext.as_deref_mut() else {
-            return Some(hook);
+            let gone = list.drain(..).map(HookSlot::into_removed).collect();
+            return (gone, false);
         };
-        let Some(i) = ext.hooks.iter().position(|s| s.id == id) else {
-            return Some(hook);
-        };
-        if ext.hooks[i].removed {
-            ext.hooks.remove(i);
-            return Some(hook);
+        ext.hooks_out = false;
+        let added = !ext.hooks.is_empty();
+        if !added && ext.removed_out.is_empty() && !list.iter().any(|h| h.poisoned) {
+            // The common case: nothing changed while the hooks were out.
+            ext.hooks = list;
+            return (Vec::new(), false);
         }
-        ext.hooks[i].hook = Some(hook);
-        ext.hooks[i].entered = entered;
-        None
-    }
-
-    /// Drops a hook slot whose hook panicked (the hook itself is out).
-    fn forget_hook(&mut self, id: u64) {
-        if let Some(ext) = self.ext.as_deref_mut() {
-            ext.hooks.retain(|s| s.id != id);
+        if added {
+            list.append(&mut ext.hooks);
         }
+        let removed = mem::take(&mut ext.removed_out);
+        let mut gone = Vec::new();
+        if !removed.is_empty() || list.iter().any(|h| h.poisoned) {
+            let mut i = 0;
+            while i < list.len() {
+                if list[i].poisoned || removed.contains(&list[i].id) {
+                    gone.push(list.remove(i).into_removed());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        ext.hooks = list;
+        (gone, added)
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
     fn pop_item(&mut self) -> Option<Removed> {
         let ext = self.ext.as_deref_mut()?;
         if let Some(slot) = ext.hooks.pop() {
-            return Some(match slot.hook {
-                Some(hook) => Removed::Hook {
-                    hook,
-                    entered: slot.entered,
-                },
-                None => Removed::Nothing,
-            });
+            return Some(slot.into_removed());
         }
         let id = ext.bindings.last()?.id;
         Some(self.remove(id))
@@ -336,6 +331,16 @@ impl Frame {
         };
         let ids = ext.shared.take_pending();
         ids.into_iter().map(|id| self.remove(id)).collect()
+    }
+}
+
+impl HookSlot {
+    /// A hook that panicked is dropped as it is; others are dropped entered.
+    fn into_removed(self) -> Removed {
+        Removed::Hook {
+            hook: self.hook,
+            entered: self.entered || self.poisoned,
+        }
     }
 }
 
@@ -585,11 +590,14 @@ pub(crate) enum Leave {
 /// in `Drop`, a panic in the polled future or closure still restores the
 /// thread's previous frame, and nested frames unwind in order (they are
 /// strictly stack-scoped, so the frame current at drop time is always ours).
+///
+/// Entering swaps `home` with the thread's current frame in place: while
+/// entered, `home` holds the thread's previous frame. No frame is moved
+/// through temporaries, which keeps a poll to two swaps.
 pub(crate) struct Entered<'a> {
     home: &'a mut Frame,
-    /// The frame that was current before; `None` if nothing was installed
-    /// (the thread's context was already destroyed).
-    saved: Option<Frame>,
+    /// Whether `home` was swapped in (not if the thread's context is gone).
+    installed: bool,
     leave: Leave,
     panic: Option<Payload>,
 }
@@ -603,29 +611,23 @@ impl<'a> Entered<'a> {
     /// Panics if called inside a `Variable::with` callback, whose borrow of
     /// the current frame forbids replacing it.
     #[track_caller]
+    #[inline]
     pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
-        let saved = match swap_in(mem::take(home)) {
-            Ok(saved) => Some(saved),
-            Err(NotInstalled::Borrowed(frame)) => {
-                *home = frame;
-                panic!(
-                    "rt-ext: cannot enter a frame inside a `Variable::with` callback; \
-                     read the value with `Variable::get` (or capture a `Snapshot`) \
-                     and enter the frame outside the callback"
-                );
-            }
-            Err(NotInstalled::Destroyed(frame)) => {
-                *home = frame;
-                None
-            }
+        // A frame that has nothing registered has no hooks to resume and no
+        // removals pending: step 2 is skipped (the common case, kept cheap).
+        let registered = home.ext.is_some();
+        let installed = match swap_in(home) {
+            Ok(()) => true,
+            Err(NotInstalled::Borrowed) => borrowed_panic(),
+            Err(NotInstalled::Destroyed) => false,
         };
         let mut entered = Entered {
             home,
-            saved,
+            installed,
             leave,
             panic: None,
         };
-        if resuming && entered.saved.is_some() {
+        if resuming && registered && installed {
             resume_current(&mut entered.panic);
         }
         entered
@@ -644,38 +646,56 @@ impl<'a> Entered<'a> {
 }
 
 impl Drop for Entered<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(saved) = self.saved.take() {
-            if let Some(mine) = swap_out(saved, self.leave, &mut self.panic) {
-                // `home` holds the empty placeholder left by `enter`.
-                *self.home = mine;
-            }
+        if self.installed {
+            swap_out(self.home, self.leave, &mut self.panic);
         }
-        rethrow(self.panic.take());
+        if self.panic.is_some() {
+            rethrow(self.panic.take());
+        }
     }
 }
 
-/// Why a frame could not be made current; the frame is handed back.
-pub(crate) enum NotInstalled {
-    /// Inside a `Variable::with` callback, which borrows the current frame.
-    Borrowed(Frame),
-    /// The thread's context is destroyed (the thread is exiting).
-    Destroyed(Frame),
+impl fmt::Debug for Entered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entered")
+            .field("leave", &self.leave)
+            .finish()
+    }
 }
 
-/// Step 1: makes `frame` the thread's current frame and returns the one it
-/// replaces, which the caller must hand back to [`swap_out`].
-pub(crate) fn swap_in(frame: Frame) -> Result<Frame, NotInstalled> {
-    let mut incoming = Some(frame);
-    let swapped = CURRENT.try_with(|cell| match cell.try_borrow_mut() {
-        Ok(mut current) => Some(mem::replace(&mut *current, incoming.take()?)),
-        Err(_) => None,
-    });
-    match (swapped, incoming) {
-        (Ok(Some(saved)), None) => Ok(saved),
-        (Ok(None), Some(frame)) => Err(NotInstalled::Borrowed(frame)),
-        (Err(_), Some(frame)) => Err(NotInstalled::Destroyed(frame)),
-        _ => unreachable!("a frame is either installed or handed back"),
+#[cold]
+#[track_caller]
+fn borrowed_panic() -> ! {
+    panic!(
+        "rt-ext: cannot enter a frame inside a `Variable::with` callback; \
+         read the value with `Variable::get` (or capture a `Snapshot`) \
+         and enter the frame outside the callback"
+    )
+}
+
+/// Why a frame could not be made current.
+#[derive(Debug)]
+pub(crate) enum NotInstalled {
+    /// Inside a `Variable::with` callback, which borrows the current frame.
+    Borrowed,
+    /// The thread's context is destroyed (the thread is exiting).
+    Destroyed,
+}
+
+/// Step 1: swaps `slot` with the thread's current frame: `slot`'s frame
+/// becomes current, and `slot` keeps the previous one until [`swap_out`].
+/// On error nothing changed.
+#[inline]
+pub(crate) fn swap_in(slot: &mut Frame) -> Result<(), NotInstalled> {
+    match CURRENT.try_with(|cell| {
+        cell.try_borrow_mut()
+            .map(|mut cur| mem::swap(&mut *cur, slot))
+    }) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(NotInstalled::Borrowed),
+        Err(_) => Err(NotInstalled::Destroyed),
     }
 }
 
@@ -694,39 +714,40 @@ pub(crate) fn resume_current(panic: &mut Option<Payload>) {
 }
 
 /// Steps 4 and 5: leaves the current frame (`on_yield`, or teardown when it
-/// ends) and makes `saved` current again. Returns the frame that was left,
-/// unless it ended (then it is dropped here, no longer current, so whatever a
-/// destructor bound in it during teardown can no longer be observed).
-pub(crate) fn swap_out(saved: Frame, leave: Leave, panic: &mut Option<Payload>) -> Option<Frame> {
+/// ends) and swaps it back with `slot`, which held the thread's previous
+/// frame since [`swap_in`]. When the frame ends it is dropped here, no longer
+/// current (whatever a destructor bound in it during teardown can no longer be
+/// observed), and `slot` is left empty.
+#[inline]
+pub(crate) fn swap_out(slot: &mut Frame, leave: Leave, panic: &mut Option<Payload>) {
     // Mutant: the thread's previous frame is lost, not restored.
     #[cfg(spawn_hooks_mutant = "skip_restore")]
-    let saved = {
-        drop(saved);
-        Frame::default()
-    };
-    let restored = CURRENT.try_with(|cell| {
-        match leave {
-            // Mutant: `on_yield` is skipped when the poll unwinds.
-            #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
-            Leave::Suspend if std::thread::panicking() => {}
-            Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
-            Leave::End => teardown(cell, panic),
-        }
-        mem::replace(&mut *cell.borrow_mut(), saved)
-    });
-    let mine = restored.ok()?;
-    if leave == Leave::End {
-        keep_first(panic, catch(move || drop(mine)));
-        return None;
+    {
+        *slot = Frame::default();
     }
-    Some(mine)
+    let swapped = CURRENT.try_with(|cell| {
+        // Nothing registered: no hooks to run, nothing to tear down.
+        let registered = cell.try_borrow().map_or(true, |f| f.ext.is_some());
+        if registered {
+            leave_current(cell, leave, panic);
+        }
+        mem::swap(&mut *cell.borrow_mut(), slot);
+    });
+    if swapped.is_ok() && leave == Leave::End {
+        let mine = mem::take(slot);
+        keep_first(panic, catch(move || drop(mine)));
+    }
 }
 
-impl fmt::Debug for Entered<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entered")
-            .field("leave", &self.leave)
-            .finish()
+/// Step 4 or the teardown of step 5, on the current frame.
+#[cold]
+fn leave_current(cell: &RefCell<Frame>, leave: Leave, panic: &mut Option<Payload>) {
+    match leave {
+        // Mutant: `on_yield` is skipped when the poll unwinds.
+        #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
+        Leave::Suspend if std::thread::panicking() => {}
+        Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
+        Leave::End => teardown(cell, panic),
     }
 }
 
@@ -735,27 +756,55 @@ impl fmt::Debug for Entered<'_> {
 /// strictly alternate, whatever hooks are added or removed by the callbacks.
 /// A hook that panics is dropped at once; the others still run.
 fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
-    let mut cursor = None;
+    // The hooks that are due: entered ones yield, the others resume.
+    let due = phase == Phase::Yield;
     loop {
-        let Some((id, mut hook)) = cell.borrow_mut().take_hook(phase, cursor) else {
+        let Some(mut list) = cell.borrow_mut().take_hooks() else {
             return;
         };
-        cursor = Some(id);
-        let called = catch(|| match phase {
-            Phase::Resume => hook.on_resume(),
-            Phase::Yield => hook.on_yield(),
-        });
-        if let Err(p) = called {
-            panic.get_or_insert(p);
-            cell.borrow_mut().forget_hook(id);
-            keep_first(panic, catch(move || drop(hook)));
-            continue;
+        let mut call = |slot: &mut HookSlot| {
+            if slot.entered != due || slot.poisoned || removed_meanwhile(cell, slot.id) {
+                return;
+            }
+            let hook = &mut slot.hook;
+            match catch(|| match phase {
+                Phase::Resume => hook.on_resume(),
+                Phase::Yield => hook.on_yield(),
+            }) {
+                Ok(()) => slot.entered = !due,
+                Err(p) => {
+                    panic.get_or_insert(p);
+                    slot.poisoned = true;
+                }
+            }
+        };
+        match phase {
+            Phase::Resume => list.iter_mut().for_each(&mut call),
+            Phase::Yield => list.iter_mut().rev().for_each(&mut call),
         }
-        let removed = cell.borrow_mut().put_hook(id, hook, phase == Phase::Resume);
-        if let Some(hook) = removed {
-            keep_first(panic, catch(move || drop(hook)));
+        let (gone, added) = cell.borrow_mut().put_hooks(list);
+        if !gone.is_empty() {
+            for removed in gone {
+                keep_first(panic, removed.finish());
+            }
+        }
+        // Hooks registered by a callback are entered: on the way out they
+        // are due too (on the way in they are skipped).
+        if !added {
+            return;
         }
     }
+}
+
+/// Whether the guard of hook `id` was dropped while the hooks were out (by an
+/// earlier callback of the same pass): then it is not called again.
+#[inline]
+fn removed_meanwhile(cell: &RefCell<Frame>, id: u64) -> bool {
+    cell.try_borrow().is_ok_and(|f| {
+        f.ext
+            .as_deref()
+            .is_some_and(|e| !e.removed_out.is_empty() && e.removed_out.contains(&id))
+    })
 }
 
 /// Drops what is left in the current frame, newest hook first, then newest

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::frame::{self, Frame, Leave, NotInstalled};
+use crate::frame::{self, Frame, Leave};
 use crate::snapshot::Snapshot;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -68,9 +68,9 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// task.end().unwrap();
 /// ```
 pub struct TaskFrame {
+    /// The task's frame; while entered, the thread's previous frame (they
+    /// are swapped in place).
     frame: Frame,
-    /// The frame current before `enter`, while entered.
-    saved: Option<Frame>,
     state: State,
 }
 
@@ -87,7 +87,6 @@ impl TaskFrame {
     pub fn new(snapshot: Snapshot) -> TaskFrame {
         TaskFrame {
             frame: Frame::with_mapping(snapshot.into_mapping()),
-            saved: None,
             state: State::New,
         }
     }
@@ -129,14 +128,9 @@ impl TaskFrame {
         if !matches!(self.state, State::New | State::Suspended) {
             return Ok(());
         }
-        let saved = match frame::swap_in(std::mem::take(&mut self.frame)) {
-            Ok(saved) => saved,
-            Err(NotInstalled::Borrowed(f) | NotInstalled::Destroyed(f)) => {
-                self.frame = f;
-                return Ok(());
-            }
-        };
-        self.saved = Some(saved);
+        if frame::swap_in(&mut self.frame).is_err() {
+            return Ok(());
+        }
         let resuming = self.state == State::Suspended;
         self.state = State::Entered;
         let mut panic = None;
@@ -163,13 +157,11 @@ impl TaskFrame {
     /// task.leave().expect("no hook panicked");
     /// ```
     pub fn leave(&mut self) -> Result<(), CaughtPanic> {
-        let Some(saved) = self.take_saved() else {
+        if self.state != State::Entered {
             return Ok(());
-        };
-        let mut panic = None;
-        if let Some(mine) = frame::swap_out(saved, Leave::Suspend, &mut panic) {
-            self.frame = mine;
         }
+        let mut panic = None;
+        frame::swap_out(&mut self.frame, Leave::Suspend, &mut panic);
         self.state = State::Suspended;
         panic.map_or(Ok(()), Err)
     }
@@ -195,33 +187,20 @@ impl TaskFrame {
             State::Ended => return Ok(()),
             State::Entered => {}
             State::New | State::Suspended => {
-                let resuming = self.state == State::Suspended;
-                match frame::swap_in(std::mem::take(&mut self.frame)) {
-                    Ok(saved) => self.saved = Some(saved),
-                    Err(NotInstalled::Borrowed(f) | NotInstalled::Destroyed(f)) => {
-                        // Cannot be made current: drop it as it is.
-                        self.state = State::Ended;
-                        drop(f);
-                        return Ok(());
-                    }
+                if frame::swap_in(&mut self.frame).is_err() {
+                    // Cannot be made current: drop it as it is.
+                    self.state = State::Ended;
+                    drop(std::mem::take(&mut self.frame));
+                    return Ok(());
                 }
-                if resuming {
+                if self.state == State::Suspended {
                     frame::resume_current(&mut panic);
                 }
             }
         }
         self.state = State::Ended;
-        if let Some(saved) = self.saved.take() {
-            frame::swap_out(saved, Leave::End, &mut panic);
-        }
+        frame::swap_out(&mut self.frame, Leave::End, &mut panic);
         panic.map_or(Ok(()), Err)
-    }
-
-    fn take_saved(&mut self) -> Option<Frame> {
-        if self.state != State::Entered {
-            return None;
-        }
-        self.saved.take()
     }
 }
 
