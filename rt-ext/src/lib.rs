@@ -83,8 +83,11 @@
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(tokio_unstable)]
+mod hook_mode;
 mod inherit;
 mod join_set;
+mod local_set;
 mod no_suspend;
 mod runtime;
 mod spawn;
@@ -94,6 +97,7 @@ pub mod thread;
 pub mod tracing;
 
 pub use join_set::JoinSet;
+pub use local_set::LocalSet;
 pub use no_suspend::{no_suspend, set_panic_on_suspend, suspended_while_held, NoSuspend};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{spawn, spawn_blocking, spawn_local};
@@ -105,6 +109,6 @@ pub use task_tracker::TaskTracker;
 struct ReadmeDoctests;
 
 pub use spawn_hooks::{
-    enter, try_enter, BindError, Binding, Framed, FutureExt, HookGuard, Lifecycle, Snapshot,
-    Variable,
+    enter, isolate, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt, HookGuard,
+    Lifecycle, Snapshot, TaskFrame, Variable,
 };

@@ -41,6 +41,9 @@ pub struct Builder {
     inner: tokio::runtime::Builder,
     /// What spawning adds in the runtime (see `inherit::Settings`).
     pub(crate) settings: inherit::Settings,
+    /// Runtime-hook mode: tokio's task hooks, composed with the user's.
+    #[cfg(tokio_unstable)]
+    hooks: hook_config::HookConfig,
 }
 
 impl Builder {
@@ -54,10 +57,7 @@ impl Builder {
     /// assert_eq!(rt.block_on(async { 1 }), 1);
     /// ```
     pub fn new_current_thread() -> Builder {
-        Builder {
-            inner: tokio::runtime::Builder::new_current_thread(),
-            settings: inherit::Settings::default(),
-        }
+        Builder::wrap(tokio::runtime::Builder::new_current_thread())
     }
 
     /// A builder for a work-stealing runtime with a pool of worker threads
@@ -70,10 +70,7 @@ impl Builder {
     /// assert_eq!(rt.block_on(async { 1 }), 1);
     /// ```
     pub fn new_multi_thread() -> Builder {
-        Builder {
-            inner: tokio::runtime::Builder::new_multi_thread(),
-            settings: inherit::Settings::default(),
-        }
+        Builder::wrap(tokio::runtime::Builder::new_multi_thread())
     }
 
     /// Enables every driver compiled into tokio (I/O, time).
@@ -359,9 +356,24 @@ impl Builder {
     /// assert_eq!(rt.block_on(async { 2 + 2 }), 4);
     /// ```
     pub fn build(&mut self) -> io::Result<Runtime> {
+        #[cfg(tokio_unstable)]
+        let frames = self.hooks.install(&mut self.inner);
         let mut runtime = self.inner.build().map(Runtime::from)?;
         runtime.handle.settings = self.settings;
+        #[cfg(tokio_unstable)]
+        {
+            runtime.frames = frames;
+        }
         Ok(runtime)
+    }
+
+    fn wrap(inner: tokio::runtime::Builder) -> Builder {
+        Builder {
+            inner,
+            settings: inherit::Settings::default(),
+            #[cfg(tokio_unstable)]
+            hooks: hook_config::HookConfig::default(),
+        }
     }
 }
 
@@ -396,6 +408,9 @@ impl fmt::Debug for Builder {
 pub struct Runtime {
     inner: tokio::runtime::Runtime,
     handle: Handle,
+    /// The frames of every task, in runtime-hook mode.
+    #[cfg(tokio_unstable)]
+    frames: Option<std::sync::Arc<crate::hook_mode::Registry>>,
 }
 
 impl Runtime {
@@ -561,7 +576,252 @@ impl From<tokio::runtime::Runtime> for Runtime {
     /// tokio runtime, and this wrapper adds the framed `block_on`.
     fn from(inner: tokio::runtime::Runtime) -> Runtime {
         let handle = Handle::from(inner.handle().clone());
-        Runtime { inner, handle }
+        Runtime {
+            inner,
+            handle,
+            #[cfg(tokio_unstable)]
+            frames: None,
+        }
+    }
+}
+
+// ===== runtime-hook mode =====
+
+#[cfg(tokio_unstable)]
+mod hook_config {
+    use std::sync::Arc;
+
+    use tokio::runtime::TaskMeta;
+
+    use crate::hook_mode::Registry;
+
+    pub(super) type Callback = Arc<dyn Fn(&TaskMeta<'_>) + Send + Sync>;
+
+    /// The task hooks the user set on the builder, and whether every task
+    /// gets a frame.
+    pub(super) struct HookConfig {
+        pub(super) frame_every_task: bool,
+        pub(super) spawn: Option<Callback>,
+        pub(super) before_poll: Option<Callback>,
+        pub(super) after_poll: Option<Callback>,
+        pub(super) terminate: Option<Callback>,
+    }
+
+    impl Default for HookConfig {
+        fn default() -> HookConfig {
+            HookConfig {
+                frame_every_task: true,
+                spawn: None,
+                before_poll: None,
+                after_poll: None,
+                terminate: None,
+            }
+        }
+    }
+
+    impl HookConfig {
+        /// Sets tokio's four task hooks on `builder`: the frame registry's
+        /// composed with the user's (tokio keeps one callback of each kind).
+        /// The user's run inside the task's frame: after ours on the way in
+        /// (spawn runs on the spawner, so order does not matter there), before
+        /// ours on the way out.
+        pub(super) fn install(
+            &self,
+            builder: &mut tokio::runtime::Builder,
+        ) -> Option<Arc<Registry>> {
+            if !self.frame_every_task {
+                if let Some(f) = self.spawn.clone() {
+                    builder.on_task_spawn(move |m| f(m));
+                }
+                if let Some(f) = self.before_poll.clone() {
+                    builder.on_before_task_poll(move |m| f(m));
+                }
+                if let Some(f) = self.after_poll.clone() {
+                    builder.on_after_task_poll(move |m| f(m));
+                }
+                if let Some(f) = self.terminate.clone() {
+                    builder.on_task_terminate(move |m| f(m));
+                }
+                return None;
+            }
+            let frames = Arc::new(Registry::new());
+            let (r, user) = (frames.clone(), self.spawn.clone());
+            builder.on_task_spawn(move |m| {
+                r.spawned(m.id());
+                if let Some(f) = &user {
+                    f(m);
+                }
+            });
+            let (r, user) = (frames.clone(), self.before_poll.clone());
+            builder.on_before_task_poll(move |m| {
+                r.before_poll(m.id());
+                if let Some(f) = &user {
+                    f(m);
+                }
+            });
+            let (r, user) = (frames.clone(), self.after_poll.clone());
+            builder.on_after_task_poll(move |m| {
+                if let Some(f) = &user {
+                    f(m);
+                }
+                r.after_poll(m.id());
+            });
+            let (r, user) = (frames.clone(), self.terminate.clone());
+            builder.on_task_terminate(move |m| {
+                if let Some(f) = &user {
+                    f(m);
+                }
+                r.terminated(m.id());
+            });
+            Some(frames)
+        }
+    }
+}
+
+/// Runtime-hook mode, built with `--cfg tokio_unstable`: every task of the
+/// runtime gets a frame, even tasks spawned with plain `tokio::spawn` (by
+/// hyper, tonic, axum, ... or your own code). They inherit their spawner's
+/// context, may bind variables, and their lifecycle hooks run on suspension
+/// and resumption as in [`crate::spawn`] tasks.
+#[cfg(tokio_unstable)]
+impl Builder {
+    /// Whether every task of the runtime gets a frame (the default: `true`).
+    /// With `false`, only work spawned through rt-ext is framed, as without
+    /// `tokio_unstable`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext as ctx;
+    ///
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    ///
+    /// let rt = ctx::Builder::new_multi_thread().frame_every_task(true).build().unwrap();
+    /// rt.block_on(async {
+    ///     let _v = V.set(1);
+    ///     // A plain tokio::spawn, as a library would do it: inherits, may bind.
+    ///     let seen = tokio::spawn(async {
+    ///         let _mine = V.set(2);
+    ///         V.get()
+    ///     });
+    ///     assert_eq!(seen.await.unwrap(), Some(2));
+    ///     assert_eq!(V.get(), Some(1));
+    /// });
+    /// ```
+    pub fn frame_every_task(&mut self, enabled: bool) -> &mut Self {
+        self.hooks.frame_every_task = enabled;
+        self
+    }
+
+    /// Runs `f` when a task is spawned, on the spawning thread (see
+    /// [`tokio::runtime::Builder::on_task_spawn`]). Composed with the frame
+    /// hooks: both run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static SPAWNED: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .on_task_spawn(|_| { SPAWNED.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// assert_eq!(SPAWNED.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_task_spawn<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.spawn = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` before each poll of a task, inside the task's frame (see
+    /// [`tokio::runtime::Builder::on_before_task_poll`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static POLLS: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .on_before_task_poll(|_| { POLLS.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// assert_eq!(POLLS.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_before_task_poll<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.before_poll = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` after each poll of a task, inside the task's frame (see
+    /// [`tokio::runtime::Builder::on_after_task_poll`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static POLLS: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .on_after_task_poll(|_| { POLLS.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// assert_eq!(POLLS.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_after_task_poll<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.after_poll = Some(std::sync::Arc::new(f));
+        self
+    }
+
+    /// Runs `f` when a task terminates (see
+    /// [`tokio::runtime::Builder::on_task_terminate`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// static ENDED: AtomicUsize = AtomicUsize::new(0);
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .on_task_terminate(|_| { ENDED.fetch_add(1, Ordering::Relaxed); })
+    ///     .build()
+    ///     .unwrap();
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// assert_eq!(ENDED.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn on_task_terminate<F>(&mut self, f: F) -> &mut Self
+    where
+        F: Fn(&tokio::runtime::TaskMeta<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.terminate = Some(std::sync::Arc::new(f));
+        self
+    }
+}
+
+#[cfg(tokio_unstable)]
+impl Runtime {
+    /// In runtime-hook mode, the number of task frames the runtime holds:
+    /// tasks spawned and not yet terminated. `None` when the runtime does not
+    /// frame every task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// assert_eq!(rt.framed_tasks(), Some(0));
+    /// ```
+    pub fn framed_tasks(&self) -> Option<usize> {
+        self.frames.as_ref().map(|f| f.len())
     }
 }
 
