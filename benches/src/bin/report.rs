@@ -63,6 +63,7 @@ fn main() {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("create the report directory");
 
+    let load_before = load_average();
     let mut c = Criterion::default()
         .output_directory(&dir)
         .warm_up_time(o.warm_up)
@@ -77,7 +78,8 @@ fn main() {
     c.final_summary();
 
     let medians = read_medians(&dir);
-    let report = render(&medians, &o);
+    let load = format!("{load_before} before, {} after", load_average());
+    let report = render(&medians, &o, &load);
     let file = dir.join("report.md");
     fs::write(&file, &report).expect("write report.md");
     println!("\n{report}");
@@ -125,17 +127,18 @@ fn per_op(medians: &HashMap<String, f64>, group: &Group, id: &str) -> Option<f64
         .map(|ns| ns / group.ops_per_iter)
 }
 
-fn render(medians: &HashMap<String, f64>, o: &Options) -> String {
+fn render(medians: &HashMap<String, f64>, o: &Options, load: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## rt-ext against its peers\n");
     let _ = writeln!(
         s,
-        "Machine: {} ({} cores), {}; {}. Criterion median of {} samples, \
-         {} ms warm-up, {} ms measurement per benchmark.\n",
+        "Machine: {} ({} cores), {}; {}; load average {}. Criterion median of {} \
+         samples, {} ms warm-up, {} ms measurement per benchmark.\n",
         cpu_model(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         kernel(),
         date(),
+        load,
         o.samples,
         o.warm_up.as_millis(),
         o.measure.as_millis(),
@@ -228,6 +231,14 @@ fn kernel() -> String {
     fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|r| format!("Linux {}", r.trim()))
         .unwrap_or_else(|_| std::env::consts::OS.into())
+}
+
+/// The one-minute load average: other work on the machine moves timings.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Today's date (UTC), as `date -u +%F` prints it.
