@@ -33,7 +33,24 @@ mod imp {
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
     pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
-    pub(crate) use loom::thread_local;
+
+    /// `loom::thread_local!`, also accepting std's `const { ... }`
+    /// initializer (loom's macro matches the initializer as an `expr`
+    /// fragment, which a `const` block is not): loom's thread-locals are
+    /// initialized lazily either way, so the block is just evaluated.
+    macro_rules! loom_thread_local {
+        ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr }; $($rest:tt)*) => {
+            loom::thread_local!($(#[$attr])* $vis static $name: $t = $init;);
+            $crate::sync::thread_local!($($rest)*);
+        };
+        ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = const { $init:expr }) => {
+            loom::thread_local!($(#[$attr])* $vis static $name: $t = $init;);
+        };
+        ($($other:tt)*) => {
+            loom::thread_local!($($other)*);
+        };
+    }
+    pub(crate) use loom_thread_local as thread_local;
 
     /// Makes an `Arc<[T]>` from a vector (loom's `Arc` cannot coerce).
     pub(crate) fn arc_slice<T>(v: Vec<T>) -> Arc<[T]> {
