@@ -726,12 +726,14 @@ pub(crate) fn swap_out(slot: &mut Frame, leave: Leave, panic: &mut Option<Payloa
         *slot = Frame::default();
     }
     let swapped = CURRENT.try_with(|cell| {
+        let mut current = cell.borrow_mut();
         // Nothing registered: no hooks to run, nothing to tear down.
-        let registered = cell.try_borrow().map_or(true, |f| f.ext.is_some());
-        if registered {
+        if current.ext.is_some() {
+            drop(current);
             leave_current(cell, leave, panic);
+            current = cell.borrow_mut();
         }
-        mem::swap(&mut *cell.borrow_mut(), slot);
+        mem::swap(&mut *current, slot);
     });
     if swapped.is_ok() && leave == Leave::End {
         let mine = mem::take(slot);

@@ -128,22 +128,25 @@ impl<F: Future> Future for Framed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let resuming = match mem::replace(this.state, State::Suspended) {
-            State::Inherit => {
-                this.frame.mapping = frame::current_mapping();
-                false
-            }
-            State::InheritWith(id, value) => {
-                this.frame.mapping = frame::current_mapping().with(id, value);
-                false
-            }
-            State::Given => false,
-            State::Suspended => true,
-            State::Done => {
-                *this.state = State::Done;
-                panic!("`Framed` polled after completion")
-            }
-        };
+        // Most polls resume a suspended frame: decide that without moving
+        // the state out and back.
+        let resuming = matches!(this.state, State::Suspended)
+            || match mem::replace(this.state, State::Suspended) {
+                State::Inherit => {
+                    this.frame.mapping = frame::current_mapping();
+                    false
+                }
+                State::InheritWith(id, value) => {
+                    this.frame.mapping = frame::current_mapping().with(id, value);
+                    false
+                }
+                State::Given => false,
+                State::Suspended => true,
+                State::Done => {
+                    *this.state = State::Done;
+                    polled_after_completion()
+                }
+            };
         // Mutant: a suspended frame is entered without resuming its hooks.
         #[cfg(spawn_hooks_mutant = "no_resume")]
         let resuming = resuming && false;
@@ -166,6 +169,12 @@ impl<F: Future> Future for Framed<F> {
         }
         poll
     }
+}
+
+#[cold]
+#[track_caller]
+fn polled_after_completion() -> ! {
+    panic!("`Framed` polled after completion")
 }
 
 impl<F> fmt::Debug for Framed<F> {

@@ -6,6 +6,7 @@ use std::future::Future;
 use crate::frame;
 use crate::future::Framed;
 use crate::mapping::Mapping;
+use crate::sync::arc_any;
 use crate::variable::{downcast, Variable};
 
 /// An immutable capture of every variable's value at one moment.
@@ -129,6 +130,29 @@ impl Snapshot {
     /// ```
     pub fn get<T: Clone + Send + Sync + 'static>(&self, var: &Variable<T>) -> Option<T> {
         self.mapping.get(var.id()).map(|v| downcast::<T>(v).clone())
+    }
+
+    /// A new snapshot where `var` is `value` and everything else is as in
+    /// this one (which is unchanged). This is how a context received from
+    /// elsewhere (decoded from a request, say) is assembled before it is
+    /// entered with [`run`](Snapshot::run) or [`scope`](Snapshot::scope).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static TENANT: Variable<String> = Variable::new("tenant");
+    /// static REQUEST: Variable<u64> = Variable::new("request");
+    /// let received = Snapshot::empty()
+    ///     .with(&TENANT, "acme".to_string())
+    ///     .with(&REQUEST, 7);
+    /// assert_eq!(received.run(|| (TENANT.get(), REQUEST.get())), (Some("acme".into()), Some(7)));
+    /// assert!(Snapshot::empty().is_empty());
+    /// ```
+    pub fn with<T: Send + Sync + 'static>(&self, var: &Variable<T>, value: T) -> Snapshot {
+        Snapshot {
+            mapping: self.mapping.with(var.id(), arc_any(value)),
+        }
     }
 
     /// The number of variables bound in this snapshot.
