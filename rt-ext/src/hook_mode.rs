@@ -27,8 +27,9 @@
 //! (and ends) a stale frame under the same id.
 //!
 //! The registry is sharded by task id: each poll locks one shard out of
-//! [`SHARDS`] twice (take, put back), never a global lock, and tasks on
-//! different workers almost never share a shard. Panics of hooks are caught
+//! [`SHARDS`] twice (take the frame out of its entry, put it back: two
+//! lookups), never a global lock, and tasks on different workers almost
+//! never share a shard. Panics of hooks are caught
 //! (they run inside tokio's worker loop, which must not unwind); the panic
 //! hook has already reported them, and the hook that panicked is dropped.
 
@@ -43,7 +44,10 @@ use tokio::task::Id;
 /// Shards of the registry: a power of two, a few per core of a big machine.
 pub(crate) const SHARDS: usize = 64;
 
-type Frames = HashMap<Id, TaskFrame, BuildHasherDefault<IdHasher>>;
+/// A task's entry stays in place from spawn to termination; while the task
+/// is being polled its frame is out (`None`), entered on the polling thread.
+/// Taking it out and putting it back are lookups, not removals and inserts.
+type Frames = HashMap<Id, Option<TaskFrame>, BuildHasherDefault<IdHasher>>;
 
 /// Task id → frame, for one runtime.
 pub(crate) struct Registry {
@@ -81,14 +85,14 @@ impl Registry {
     /// The spawn hook: on the spawning thread, before the task can be polled.
     pub(crate) fn spawned(&self, id: Id) {
         let frame = TaskFrame::new(Snapshot::capture());
-        let stale = self.shard(id).insert(id, frame);
+        let stale = self.shard(id).insert(id, Some(frame));
         // Ended (by its `Drop`) outside the lock.
         drop(stale);
     }
 
     /// The before-poll hook.
     pub(crate) fn before_poll(&self, id: Id) {
-        let Some(mut frame) = self.shard(id).remove(&id) else {
+        let Some(mut frame) = self.shard(id).get_mut(&id).and_then(Option::take) else {
             return;
         };
         let _ = frame.enter();
@@ -102,15 +106,20 @@ impl Registry {
             return;
         };
         let _ = frame.leave();
-        let stale = self.shard(id).insert(id, frame);
-        drop(stale);
+        if let Some(slot) = self.shard(id).get_mut(&id) {
+            *slot = Some(frame);
+            return;
+        }
+        // The entry went away meanwhile (cannot happen: only terminate
+        // removes it, and it finds the frame entered here first): end it.
+        let _ = frame.end();
     }
 
     /// The terminate hook: inside the last poll on completion, or on its own
     /// for a task cancelled without a poll.
     pub(crate) fn terminated(&self, id: Id) {
-        let frame = take_polling(id).or_else(|| self.shard(id).remove(&id));
-        if let Some(mut frame) = frame {
+        let parked = self.shard(id).remove(&id).flatten();
+        if let Some(mut frame) = take_polling(id).or(parked) {
             let _ = frame.end();
         }
     }
@@ -122,7 +131,8 @@ impl Registry {
             .iter()
             .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum();
-        parked + POLLING.try_with(|p| p.borrow().len()).unwrap_or(0)
+        // Entries of frames being polled stay in place: counted above.
+        parked
     }
 }
 

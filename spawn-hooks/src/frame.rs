@@ -152,6 +152,14 @@ impl Frame {
         }
     }
 
+    /// Whether anything was ever bound or registered here (its lazily
+    /// allocated part exists): otherwise resuming and yielding have nothing
+    /// to do.
+    #[inline]
+    pub(crate) fn has_registrations(&self) -> bool {
+        self.ext.is_some()
+    }
+
     /// Whether bindings and hooks made here would be shared by unrelated
     /// tasks, and so must be refused.
     fn refuses(&self) -> bool {
@@ -615,7 +623,7 @@ impl<'a> Entered<'a> {
     pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
         // A frame that has nothing registered has no hooks to resume and no
         // removals pending: step 2 is skipped (the common case, kept cheap).
-        let registered = home.ext.is_some();
+        let registered = home.has_registrations();
         let installed = match swap_in(home) {
             Ok(()) => true,
             Err(NotInstalled::Borrowed) => borrowed_panic(),

@@ -128,10 +128,12 @@ impl TaskFrame {
         if !matches!(self.state, State::New | State::Suspended) {
             return Ok(());
         }
+        // Nothing registered: no hooks to resume, no removals pending.
+        let registered = self.frame.has_registrations();
         if frame::swap_in(&mut self.frame).is_err() {
             return Ok(());
         }
-        let resuming = self.state == State::Suspended;
+        let resuming = self.state == State::Suspended && registered;
         self.state = State::Entered;
         let mut panic = None;
         if resuming {
