@@ -152,12 +152,14 @@ impl Frame {
         }
     }
 
-    /// Whether anything was ever bound or registered here (its lazily
-    /// allocated part exists): otherwise resuming and yielding have nothing
-    /// to do.
+    /// Whether resuming or suspending the frame has work to do: hooks to
+    /// call, or removals deferred by guards dropped elsewhere. Bindings alone
+    /// need nothing until the frame ends.
     #[inline]
     pub(crate) fn has_registrations(&self) -> bool {
-        self.ext.is_some()
+        self.ext
+            .as_deref()
+            .is_some_and(|e| !e.hooks.is_empty() || e.shared.pending.load(Ordering::Acquire))
     }
 
     /// Whether bindings and hooks made here would be shared by unrelated
@@ -175,6 +177,7 @@ impl Frame {
             .is_some_and(|e| Arc::ptr_eq(&e.shared, shared))
     }
 
+    #[inline]
     fn has_pending(&self) -> bool {
         self.ext
             .as_deref()
@@ -470,6 +473,7 @@ fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
 
 /// Calls `f` with the current frame's mapping (an empty one where the thread's
 /// context is gone, during thread-local destruction).
+#[inline]
 pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     let mut f = Some(f);
     let done = CURRENT.try_with(|cell| {
@@ -492,6 +496,7 @@ pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
 }
 
 /// A clone of the current mapping: O(1).
+#[inline]
 pub(crate) fn current_mapping() -> Mapping {
     read(Mapping::clone)
 }
@@ -651,6 +656,19 @@ impl<'a> Entered<'a> {
     pub(crate) fn end(mut self) {
         self.leave = Leave::End;
     }
+
+    /// Leaves the frame after a `Pending` poll (step 4): what dropping `self`
+    /// does, without the drop glue when nothing panicked.
+    #[inline]
+    pub(crate) fn suspend(mut self) {
+        if self.installed {
+            self.installed = false;
+            swap_out(self.home, Leave::Suspend, &mut self.panic);
+        }
+        if self.panic.is_none() {
+            mem::forget(self);
+        }
+    }
 }
 
 impl Drop for Entered<'_> {
@@ -735,8 +753,13 @@ pub(crate) fn swap_out(slot: &mut Frame, leave: Leave, panic: &mut Option<Payloa
     }
     let swapped = CURRENT.try_with(|cell| {
         let mut current = cell.borrow_mut();
-        // Nothing registered: no hooks to run, nothing to tear down.
-        if current.ext.is_some() {
+        // Nothing to yield (no hooks, no deferred removals), or nothing left
+        // to tear down: only the swap.
+        let work = match leave {
+            Leave::Suspend => current.has_registrations(),
+            Leave::End => current.ext.is_some(),
+        };
+        if work {
             drop(current);
             leave_current(cell, leave, panic);
             current = cell.borrow_mut();

@@ -128,25 +128,12 @@ impl<F: Future> Future for Framed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        // Most polls resume a suspended frame: decide that without moving
-        // the state out and back.
-        let resuming = matches!(this.state, State::Suspended)
-            || match mem::replace(this.state, State::Suspended) {
-                State::Inherit => {
-                    this.frame.mapping = frame::current_mapping();
-                    false
-                }
-                State::InheritWith(id, value) => {
-                    this.frame.mapping = frame::current_mapping().with(id, value);
-                    false
-                }
-                State::Given => false,
-                State::Suspended => true,
-                State::Done => {
-                    *this.state = State::Done;
-                    polled_after_completion()
-                }
-            };
+        // Most polls resume a suspended frame: only the state is checked;
+        // the first poll's work is out of line.
+        let resuming = match this.state {
+            State::Suspended => true,
+            _ => first_poll(this.state, this.frame),
+        };
         // Mutant: a suspended frame is entered without resuming its hooks.
         #[cfg(spawn_hooks_mutant = "no_resume")]
         let resuming = resuming && false;
@@ -166,8 +153,32 @@ impl<F: Future> Future for Framed<F> {
             this.future.set(None);
             *this.state = State::Done;
             entered.end();
+        } else {
+            entered.suspend();
         }
         poll
+    }
+}
+
+/// Takes the frame's mapping at the first poll and marks the frame
+/// suspended; returns whether it already was (then it is resumed).
+#[cold]
+fn first_poll(state: &mut State, frame: &mut Frame) -> bool {
+    match mem::replace(state, State::Suspended) {
+        State::Inherit => {
+            frame.mapping = frame::current_mapping();
+            false
+        }
+        State::InheritWith(id, value) => {
+            frame.mapping = frame::current_mapping().with(id, value);
+            false
+        }
+        State::Given => false,
+        State::Suspended => true,
+        State::Done => {
+            *state = State::Done;
+            polled_after_completion()
+        }
     }
 }
 

@@ -39,6 +39,7 @@ impl Mapping {
         self.entries.as_deref().map_or(0, <[Entry]>::len)
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<&Value> {
         let entries = self.entries.as_deref()?;
         if entries.len() <= LINEAR_SCAN {
