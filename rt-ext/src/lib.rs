@@ -74,6 +74,15 @@
 //! spawned through rt-ext starts inside the spawner's current span. Without
 //! the feature, [`no_suspend`] still counts (and on request panics on) values
 //! held across a suspension; with it, each one is also a warning.
+//!
+//! # Propagation
+//!
+//! With the `propagation` feature, `ctx::propagation::Codec` carries the
+//! variables it lists across process boundaries, as compact bytes or as the
+//! W3C `baggage` header (OpenTelemetry-compatible), with tower layers that
+//! serve each request inside its caller's context; `ctx::named` and
+//! `ctx::push_scope` build a chain of scope names (`ctx::scope_chain`) that
+//! travels with it. Bad input gets an error or a report, never a panic.
 
 #![warn(
     missing_docs,
@@ -89,6 +98,8 @@ mod inherit;
 mod join_set;
 mod local_set;
 mod no_suspend;
+#[cfg(feature = "propagation")]
+pub mod propagation;
 mod runtime;
 mod spawn;
 mod task_tracker;
@@ -99,6 +110,10 @@ pub mod tracing;
 pub use join_set::JoinSet;
 pub use local_set::LocalSet;
 pub use no_suspend::{no_suspend, set_panic_on_suspend, suspended_while_held, NoSuspend};
+#[cfg(feature = "propagation")]
+pub use propagation::scope::{
+    named, push_scope, scope_chain, try_push_scope, ScopeChain, MAX_SCOPE_CHAIN,
+};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{spawn, spawn_blocking, spawn_local};
 pub use task_tracker::TaskTracker;

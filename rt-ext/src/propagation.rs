@@ -1,0 +1,80 @@
+//! Context across process boundaries (the `propagation` cargo feature).
+//!
+//! A [`Codec`], built by the application, lists the variables that travel;
+//! the others stay local. It writes and reads them in two forms:
+//!
+//! * compact bytes, for queues, RPC metadata and files: [`Codec::encode`],
+//!   [`Codec::decode`];
+//! * the W3C `baggage` header, which OpenTelemetry's baggage propagator reads
+//!   and writes: [`Codec::to_baggage`], [`Codec::from_baggage`], and on
+//!   `http` headers [`Codec::inject`], [`Codec::extract`].
+//!
+//! Tower layers put it on the wire: [`ClientLayer`] writes the caller's
+//! context into each request, and [`ServerLayer`] serves each request
+//! inside the context it carries, so the handler and the tasks it spawns
+//! with [`crate::spawn`] see the caller's values. Tower is what hyper, axum
+//! and tonic build on: one layer serves HTTP and gRPC.
+//!
+//! Named scopes ([`crate::named`], [`crate::push_scope`],
+//! [`crate::scope_chain`]) make a chain of names that the codec carries too
+//! when built with [`CodecBuilder::scope_chain`].
+//!
+//! # Versions
+//!
+//! A variable listed with [`CodecBuilder::var_versioned`] has a wire version
+//! and a migration from older versions: a receiver decodes what an older
+//! sender wrote and converts it. What a newer sender wrote is skipped and
+//! reported, never misread.
+//!
+//! # Hostile input
+//!
+//! Decoding never panics and its memory is bounded by the input, whose size
+//! is checked against [`Codec::max_bytes`] before anything is read. An input
+//! over the size limit or with more than [`Codec::max_entries`] entries is
+//! refused with a [`DecodeError`]. Otherwise every entry is decoded on its
+//! own: unknown ones are skipped, corrupt or mistyped ones are skipped and
+//! reported in [`Decoded::skipped`], and neither fails the good entries.
+//! (A value type of your own that is recursive decodes with recursion as
+//! deep as the input nests, up to the size limit: keep such types out of a
+//! codec, or keep the limit small.)
+//!
+//! # Examples
+//!
+//! ```
+//! use rt_ext::{self as ctx, propagation::Codec};
+//!
+//! static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+//! static TENANT: ctx::Variable<String> = ctx::Variable::new("tenant");
+//!
+//! let codec = Codec::builder().var(&REQUEST_ID).var(&TENANT).scope_chain().build().unwrap();
+//! let rt = ctx::Runtime::new().unwrap();
+//!
+//! // the sending side
+//! let header = rt.block_on(ctx::named("checkout", async {
+//!     let _id = REQUEST_ID.set(42);
+//!     let _tenant = TENANT.set("acme".into());
+//!     codec.to_baggage(&ctx::Snapshot::capture())
+//! }));
+//! assert_eq!(header, r#"request_id=42,tenant=acme,scope_chain=[%22checkout%22]"#);
+//!
+//! // the receiving side
+//! let received = codec.from_baggage(&header).unwrap();
+//! let (id, chain) = rt.block_on(received.scope(ctx::named("payment", async {
+//!     ctx::spawn(async { (REQUEST_ID.get(), ctx::scope_chain().to_string()) }).await.unwrap()
+//! })));
+//! assert_eq!(id, Some(42));
+//! assert_eq!(chain, "checkout > payment");
+//! ```
+
+mod baggage;
+mod codec;
+mod compact;
+mod http;
+mod report;
+pub(crate) mod scope;
+
+pub use self::codec::{
+    BuildError, Codec, CodecBuilder, MigrateError, OldValue, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES,
+};
+pub use self::http::{Client, ClientLayer, Extracted, Server, ServerLayer, BAGGAGE};
+pub use self::report::{DecodeError, Decoded, SkipReason, Skipped};
