@@ -57,6 +57,16 @@ const OPS: &[(&str, &str)] = &[
         "spawn_rtext16",
         "`ctx::spawn` of a trivial task, 16 variables, and join",
     ),
+    (
+        "poll_noop_hooks",
+        "one poll of a plain `tokio::spawn`ed task on a runtime with four no-op \
+         task hooks: what tokio's hook calls cost alone (needs `--cfg tokio_unstable`)",
+    ),
+    (
+        "poll_hook_mode",
+        "one poll of a plain `tokio::spawn`ed task on a runtime-hook-mode runtime \
+         (needs `--cfg tokio_unstable`)",
+    ),
 ];
 
 fn main() {
@@ -71,6 +81,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if op == "poll_hook_mode" || op == "poll_noop_hooks" {
+        poll_hook_mode(n, op == "poll_noop_hooks");
+        return;
+    }
     let rt = workload::current_thread();
     match op {
         "poll_tokio" => rt.block_on(async { tokio::spawn(yield_n(n)).await.unwrap() }),
@@ -177,4 +191,36 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// Every task of a `ctx::Builder` runtime gets a frame through tokio's task
+/// hooks: the per-poll cost of that registry, for a plain `tokio::spawn`.
+#[cfg(tokio_unstable)]
+fn poll_hook_mode(n: usize, noop: bool) {
+    let rt = if noop {
+        ctx::Builder::new_current_thread()
+            .frame_every_task(false)
+            .on_task_spawn(|_| {})
+            .on_before_task_poll(|_| {})
+            .on_after_task_poll(|_| {})
+            .on_task_terminate(|_| {})
+            .build()
+            .unwrap()
+    } else {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        assert_eq!(
+            rt.framed_tasks(),
+            Some(0),
+            "not a runtime-hook-mode runtime"
+        );
+        rt
+    };
+    rt.inner()
+        .block_on(async { tokio::spawn(yield_n(n)).await.unwrap() });
+}
+
+#[cfg(not(tokio_unstable))]
+fn poll_hook_mode(_: usize, _: bool) {
+    eprintln!("poll_hook_mode needs a build with RUSTFLAGS=\"--cfg tokio_unstable\"");
+    std::process::exit(2);
 }
