@@ -394,12 +394,34 @@ fn no_decoder_panics_or_holds_unbounded_memory_on_a_million_hostile_inputs() {
     let started = Instant::now();
     let (mut compact, mut baggage, mut headers) = (0, 0, 0);
     let mut worst = 0;
+    // How the inputs fared, to show that every path was taken.
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut tally = |result: &Result<rt_ext::propagation::Decoded, DecodeError>| {
+        let key = match result {
+            Ok(d) if d.snapshot().is_empty() => "decoded nothing".to_string(),
+            Ok(_) => "decoded some entries".to_string(),
+            Err(e) => {
+                let debug = format!("{e:?}");
+                let kind = debug.split([' ', '{', '(']).next().unwrap_or_default();
+                format!("refused: {kind}")
+            }
+        };
+        *outcomes.entry(key).or_default() += 1;
+        if let Ok(d) = result {
+            for skipped in d.skipped() {
+                let reason = format!("{:?}", skipped.reason());
+                let kind: String = reason.split(['(', ' ']).next().unwrap_or_default().into();
+                *outcomes.entry(format!("skipped: {kind}")).or_default() += 1;
+            }
+        }
+    };
     for i in 0..total {
         let peak = match i % 5 {
             0 | 1 => {
                 compact += 1;
                 let input = compact_input(&mut rng, &valid_bytes);
                 let (result, peak) = peak_of(|| codec.decode_onto(&Snapshot::empty(), &input));
+                tally(&result);
                 if let Ok(decoded) = result {
                     assert!(decoded.skipped().len() <= codec.max_entries() + 1);
                 } else if input.len() > codec.max_bytes() {
@@ -412,6 +434,7 @@ fn no_decoder_panics_or_holds_unbounded_memory_on_a_million_hostile_inputs() {
                 let input = baggage_input(&mut rng, &valid_text);
                 let (result, peak) =
                     peak_of(|| codec.from_baggage_onto(&Snapshot::empty(), &input));
+                tally(&result);
                 if let Ok(decoded) = result {
                     assert!(decoded.skipped().len() <= codec.max_entries());
                 }
@@ -430,7 +453,8 @@ fn no_decoder_panics_or_holds_unbounded_memory_on_a_million_hostile_inputs() {
                         map.append("baggage", value);
                     }
                 }
-                let (_, peak) = peak_of(|| codec.extract_onto(&Snapshot::empty(), &map));
+                let (result, peak) = peak_of(|| codec.extract_onto(&Snapshot::empty(), &map));
+                tally(&result);
                 peak
             }
         };
@@ -444,6 +468,18 @@ fn no_decoder_panics_or_holds_unbounded_memory_on_a_million_hostile_inputs() {
         "{compact} compact, {baggage} baggage, {headers} header-map inputs in {:?}; the most held at once by one decode: {worst} bytes",
         started.elapsed()
     );
+    println!("{outcomes:#?}");
+    for path in [
+        "decoded some entries",
+        "decoded nothing",
+        "skipped: Corrupt",
+        "skipped: Malformed",
+    ] {
+        assert!(
+            outcomes.contains_key(path),
+            "no input took the path `{path}`"
+        );
+    }
 }
 
 /// Every way of spoiling one entry: the others are still decoded, and the

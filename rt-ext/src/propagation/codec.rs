@@ -15,8 +15,22 @@ use super::report::SkipReason;
 use super::scope::{ScopeChain, SCOPE_CHAIN};
 
 /// The default of [`CodecBuilder::max_bytes`]: the W3C baggage limit.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext::propagation::{Codec, DEFAULT_MAX_BYTES};
+/// assert_eq!(Codec::builder().build().unwrap().max_bytes(), DEFAULT_MAX_BYTES);
+/// ```
 pub const DEFAULT_MAX_BYTES: usize = 8192;
 /// The default of [`CodecBuilder::max_entries`]: the W3C baggage limit.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext::propagation::{Codec, DEFAULT_MAX_ENTRIES};
+/// assert_eq!(Codec::builder().build().unwrap().max_entries(), DEFAULT_MAX_ENTRIES);
+/// ```
 pub const DEFAULT_MAX_ENTRIES: usize = 180;
 
 // ===== Codec =====
@@ -31,6 +45,12 @@ pub const DEFAULT_MAX_ENTRIES: usize = 180;
 /// [`decode`](Codec::decode)) and the W3C `baggage` header
 /// ([`to_baggage`](Codec::to_baggage), [`from_baggage`](Codec::from_baggage)),
 /// which OpenTelemetry's baggage propagator reads and writes.
+///
+/// Values are `serde` types. The compact form writes them with postcard,
+/// which is not self-describing: a type that needs a self-describing format
+/// to deserialize (`serde_json::Value`, `#[serde(untagged)]` or internally
+/// tagged enums, `#[serde(flatten)]`) is sent, but the receiver reports it as
+/// [`SkipReason::Corrupt`]; the baggage form (JSON) carries those.
 ///
 /// # Examples
 ///

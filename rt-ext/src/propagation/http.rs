@@ -11,6 +11,12 @@ use super::codec::Codec;
 use super::report::{DecodeError, Decoded, Skipped};
 
 /// The W3C header: `baggage`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(rt_ext::propagation::BAGGAGE, "baggage");
+/// ```
 pub const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
 impl Codec {

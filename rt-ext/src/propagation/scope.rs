@@ -14,6 +14,14 @@ use spawn_hooks::{BindError, Binding, FutureExt as _, Variable};
 /// The most names a scope chain holds. Entering a scope in a full chain
 /// drops the oldest name; a longer chain received from elsewhere keeps its
 /// newest names.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext::{ScopeChain, MAX_SCOPE_CHAIN};
+/// let full = (0..MAX_SCOPE_CHAIN).fold(ScopeChain::default(), |c, i| c.push(i.to_string()));
+/// assert_eq!(full.push("newest").iter().next(), Some("1"));
+/// ```
 pub const MAX_SCOPE_CHAIN: usize = 32;
 
 /// The chain is an ordinary context variable (wire name `scope_chain`).
