@@ -429,3 +429,21 @@ fn inject_keeps_foreign_baggage_and_replaces_ours() {
     );
     assert_eq!(codec.extract(&headers).unwrap().get(&NUMBER), Some(2));
 }
+
+#[test]
+fn a_failed_entry_does_not_hide_a_later_good_one_of_the_same_name() {
+    let codec = codec();
+    let decoded = codec
+        .from_baggage_onto(&Snapshot::empty(), "number=oops,number=5,number=6")
+        .unwrap();
+    assert_eq!(decoded.snapshot().get(&NUMBER), Some(5));
+    let reasons: Vec<_> = decoded
+        .skipped()
+        .iter()
+        .map(|s| s.reason().clone())
+        .collect();
+    assert!(matches!(
+        reasons[..],
+        [SkipReason::Corrupt(_), SkipReason::Duplicate]
+    ));
+}

@@ -187,7 +187,7 @@ impl Codec {
         let Some((index, var)) = self.lookup(&key) else {
             return Err(skip(SkipReason::Unknown));
         };
-        if std::mem::replace(&mut seen[index], true) {
+        if seen[index] {
             return Err(skip(SkipReason::Duplicate));
         }
         let mut version = 0;
@@ -212,6 +212,8 @@ impl Codec {
         *snapshot = var
             .decode(snapshot, version, Payload::Text(&value))
             .map_err(skip)?;
+        // Only a decoded entry makes later ones of its name duplicates.
+        seen[index] = true;
         Ok(())
     }
 }

@@ -140,7 +140,8 @@ impl Codec {
                 max: self.inner.max_entries,
             });
         }
-        // Which of the codec's variables were decoded: a duplicate is skipped.
+        // Which of the codec's variables were decoded: a later entry of one
+        // is skipped, but an entry that failed does not hide a good one.
         let mut seen = vec![false; self.inner.entries.len()];
         for _ in 0..count {
             let (name, version, value) = match input.entry() {
@@ -163,7 +164,7 @@ impl Codec {
                 skip(SkipReason::Unknown);
                 continue;
             };
-            if std::mem::replace(&mut seen[index], true) {
+            if seen[index] {
                 skip(SkipReason::Duplicate);
                 continue;
             }
@@ -175,7 +176,10 @@ impl Codec {
                 continue;
             };
             match var.decode(&decoded.snapshot, version, Payload::Bytes(value)) {
-                Ok(snapshot) => decoded.snapshot = snapshot,
+                Ok(snapshot) => {
+                    decoded.snapshot = snapshot;
+                    seen[index] = true;
+                }
                 Err(reason) => skip(reason),
             }
         }

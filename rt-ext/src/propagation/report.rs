@@ -78,7 +78,8 @@ impl Error for DecodeError {}
 pub enum SkipReason {
     /// No variable of the codec has this name: it belongs to someone else.
     Unknown,
-    /// A second entry with the name of one already decoded (the first wins).
+    /// A later entry of a name already decoded: the first entry of a name
+    /// that decodes wins (one that fails does not hide a later good one).
     Duplicate,
     /// The value does not decode as the variable's type; the message is the
     /// deserializer's.
