@@ -20,7 +20,7 @@ static REQUEST: ctx::Variable<u64> = ctx::Variable::new("request");
 mod third_party {
     use tokio::task::JoinHandle;
 
-    pub fn spawn_worker<F>(f: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn_worker<F>(f: F) -> JoinHandle<F::Output>
     where
         F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
