@@ -129,6 +129,23 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        id: "propagate",
+        title: "encode / decode a 10-variable context to bytes",
+        ops_per_iter: 1.0,
+        rows: &[
+            ours("rtext_encode", "rt-ext `Codec::encode`, 10 `u64` variables"),
+            ours("rtext_decode", "rt-ext `Codec::decode`, 10 `u64` variables"),
+            peer(
+                "dcontext_encode",
+                "dcontext `capture().serialize()`, 10 keys",
+            ),
+            peer(
+                "dcontext_decode",
+                "dcontext `ContextSnapshot::deserialize`, 10 keys",
+            ),
+        ],
+    },
+    Group {
         id: "bind",
         title: "bind a value for a scope (set, then drop the guard)",
         ops_per_iter: 1.0,

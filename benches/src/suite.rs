@@ -23,6 +23,7 @@ pub fn all(c: &mut Criterion) {
     get(c);
     spawn(c);
     capture(c);
+    propagate(c);
     bind(c);
     hook(c);
     span_across_yields(c);
@@ -214,6 +215,29 @@ fn capture(c: &mut Criterion) {
             b.iter(dcontext::capture);
         });
     }
+    g.finish();
+}
+
+// ===== crossing a process boundary =====
+
+fn propagate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("propagate");
+    let (codec, snapshot) = workload::wire_codec();
+    let bytes = codec.encode(&snapshot);
+    g.bench_function("rtext_encode", |b| {
+        b.iter(|| codec.encode(black_box(&snapshot)))
+    });
+    g.bench_function("rtext_decode", |b| {
+        b.iter(|| codec.decode(black_box(&bytes)).expect("decodes"))
+    });
+    let _attached = dcontext_with(10);
+    let dbytes = dcontext::capture().serialize().expect("serializes");
+    g.bench_function("dcontext_encode", |b| {
+        b.iter(|| dcontext::capture().serialize().expect("serializes"))
+    });
+    g.bench_function("dcontext_decode", |b| {
+        b.iter(|| dcontext::ContextSnapshot::deserialize(black_box(&dbytes)).expect("decodes"))
+    });
     g.finish();
 }
 

@@ -136,6 +136,32 @@ pub fn two_workers() -> tokio::runtime::Runtime {
         .expect("a two-worker runtime")
 }
 
+/// Ten variables with distinct names (wire names must be unique in a codec),
+/// for the propagation benchmarks.
+pub static WIRE: [ctx::Variable<u64>; 10] = [
+    ctx::Variable::new("w0"),
+    ctx::Variable::new("w1"),
+    ctx::Variable::new("w2"),
+    ctx::Variable::new("w3"),
+    ctx::Variable::new("w4"),
+    ctx::Variable::new("w5"),
+    ctx::Variable::new("w6"),
+    ctx::Variable::new("w7"),
+    ctx::Variable::new("w8"),
+    ctx::Variable::new("w9"),
+];
+
+/// A codec for [`WIRE`], and a snapshot with all ten bound.
+pub fn wire_codec() -> (ctx::propagation::Codec, ctx::Snapshot) {
+    let mut builder = ctx::propagation::Codec::builder();
+    let mut snapshot = ctx::Snapshot::empty();
+    for (var, i) in WIRE.iter().zip(0u64..) {
+        builder = builder.var(var);
+        snapshot = snapshot.with(var, i);
+    }
+    (builder.build().expect("distinct names"), snapshot)
+}
+
 /// A snapshot in which the first `n` of [`VARS`] are bound (to their index).
 pub fn snapshot_with(n: usize) -> ctx::Snapshot {
     ctx::Snapshot::empty().run(|| {

@@ -57,6 +57,16 @@ const OPS: &[(&str, &str)] = &[
         "spawn_rtext16",
         "`ctx::spawn` of a trivial task, 16 variables, and join",
     ),
+    ("encode_rtext10", "`Codec::encode` of 10 `u64` variables"),
+    ("decode_rtext10", "`Codec::decode` of 10 `u64` variables"),
+    (
+        "encode_dcontext10",
+        "dcontext `capture().serialize()`, 10 keys",
+    ),
+    (
+        "decode_dcontext10",
+        "dcontext `ContextSnapshot::deserialize`, 10 keys",
+    ),
     (
         "poll_noop_hooks",
         "one poll of a plain `tokio::spawn`ed task on a runtime with four no-op \
@@ -185,6 +195,30 @@ fn main() {
                     workload::spawn_join(|| ctx::spawn(async {})).await;
                 }
             }))
+        }
+        "encode_rtext10" | "decode_rtext10" => {
+            let (codec, snapshot) = workload::wire_codec();
+            let bytes = codec.encode(&snapshot);
+            for _ in 0..n {
+                if op == "encode_rtext10" {
+                    black_box(codec.encode(black_box(&snapshot)));
+                } else {
+                    black_box(codec.decode(black_box(&bytes)).expect("decodes"));
+                }
+            }
+        }
+        "encode_dcontext10" | "decode_dcontext10" => {
+            let _attached = workload::dcontext_with(10);
+            let bytes = dcontext::capture().serialize().expect("serializes");
+            for _ in 0..n {
+                if op == "encode_dcontext10" {
+                    black_box(dcontext::capture().serialize().expect("serializes"));
+                } else {
+                    black_box(
+                        dcontext::ContextSnapshot::deserialize(black_box(&bytes)).expect("decodes"),
+                    );
+                }
+            }
         }
         other => {
             eprintln!("unknown operation {other}; run with no arguments for the list");
