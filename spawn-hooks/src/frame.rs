@@ -4,7 +4,7 @@
 //! bindings made in it and the lifecycle hooks registered in it. Each thread
 //! has one *current* frame, held by value in a thread-local; entering a frame
 //! swaps it in and keeps the previous one aside, leaving it swaps back. That is
-//! all a poll of a frame without hooks costs.
+//! all a poll of a frame without hooks (or deferred removals) costs.
 //!
 //! The protocol, per frame and per poll, on the polling thread (see
 //! [`Entered`]):
@@ -45,15 +45,15 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 pub(crate) type Registered = (Arc<Shared>, u64);
 
 thread_local! {
-    // Const-initialized: no lazy-initialization check on the poll path. (Under
-    // loom, whose macro takes any expression, the block is just evaluated.)
+    // Const-initialized: no lazy-initialization check on the poll path. (The
+    // shim's loom version of the macro unwraps the `const` block.)
     static CURRENT: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
 }
 
 // ===== Frame =====
 
 /// One frame: a mapping plus, once something is bound or registered in it,
-/// its bindings and hooks. A frame with nothing registered is three words and
+/// its bindings and hooks. A frame with nothing registered is four words and
 /// owns no allocation of its own.
 #[derive(Default)]
 pub(crate) struct Frame {
@@ -156,10 +156,8 @@ impl Frame {
     /// call, or removals deferred by guards dropped elsewhere. Bindings alone
     /// need nothing until the frame ends.
     #[inline]
-    pub(crate) fn has_registrations(&self) -> bool {
-        self.ext
-            .as_deref()
-            .is_some_and(|e| !e.hooks.is_empty() || e.shared.pending.load(Ordering::Acquire))
+    fn has_registrations(&self) -> bool {
+        self.ext.as_deref().is_some_and(|e| !e.hooks.is_empty()) || self.has_pending()
     }
 
     /// Whether bindings and hooks made here would be shared by unrelated
@@ -207,8 +205,7 @@ impl Frame {
         let mapping = self.mapping.with(var, value.clone());
         let before = mem::replace(&mut self.mapping, mapping);
         let ext = self.ext_mut();
-        let id = ext.next_id;
-        ext.next_id += 1;
+        let id = ext.new_id();
         ext.bindings.push(BindingRec {
             id,
             var,
@@ -220,8 +217,7 @@ impl Frame {
 
     fn add_hook(&mut self, hook: Box<dyn Lifecycle>) -> Registered {
         let ext = self.ext_mut();
-        let id = ext.next_id;
-        ext.next_id += 1;
+        let id = ext.new_id();
         ext.hooks.push(HookSlot {
             id,
             hook,
@@ -352,6 +348,15 @@ impl HookSlot {
             hook: self.hook,
             entered: self.entered || self.poisoned,
         }
+    }
+}
+
+impl FrameExt {
+    /// The id of a new binding or hook: unique within the frame, increasing.
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
     }
 }
 
@@ -626,24 +631,18 @@ impl<'a> Entered<'a> {
     #[track_caller]
     #[inline]
     pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
-        // A frame that has nothing registered has no hooks to resume and no
-        // removals pending: step 2 is skipped (the common case, kept cheap).
-        let registered = home.has_registrations();
-        let installed = match swap_in(home) {
+        let mut panic = None;
+        let installed = match enter_in_place(home, resuming, &mut panic) {
             Ok(()) => true,
             Err(NotInstalled::Borrowed) => borrowed_panic(),
             Err(NotInstalled::Destroyed) => false,
         };
-        let mut entered = Entered {
+        Entered {
             home,
             installed,
             leave,
-            panic: None,
-        };
-        if resuming && registered && installed {
-            resume_current(&mut entered.panic);
+            panic,
         }
-        entered
     }
 
     /// Whether a hook panicked while the frame was resumed; the caller should
@@ -710,11 +709,30 @@ pub(crate) enum NotInstalled {
     Destroyed,
 }
 
+/// Steps 1 and 2, for any owner of a frame: swaps `slot`'s frame in (`slot`
+/// keeps the thread's previous frame until [`swap_out`]) and, when
+/// `resuming`, applies deferred removals and runs `on_resume`. A frame with
+/// no hooks and no removals pending skips step 2 (the common case, kept
+/// cheap). A panic of user code lands in `panic`. On error nothing changed.
+#[inline]
+pub(crate) fn enter_in_place(
+    slot: &mut Frame,
+    resuming: bool,
+    panic: &mut Option<Payload>,
+) -> Result<(), NotInstalled> {
+    let registered = slot.has_registrations();
+    swap_in(slot)?;
+    if resuming && registered {
+        resume_current(panic);
+    }
+    Ok(())
+}
+
 /// Step 1: swaps `slot` with the thread's current frame: `slot`'s frame
 /// becomes current, and `slot` keeps the previous one until [`swap_out`].
 /// On error nothing changed.
 #[inline]
-pub(crate) fn swap_in(slot: &mut Frame) -> Result<(), NotInstalled> {
+fn swap_in(slot: &mut Frame) -> Result<(), NotInstalled> {
     match CURRENT.try_with(|cell| {
         cell.try_borrow_mut()
             .map(|mut cur| mem::swap(&mut *cur, slot))
@@ -726,7 +744,7 @@ pub(crate) fn swap_in(slot: &mut Frame) -> Result<(), NotInstalled> {
 }
 
 /// Step 2, on the current frame: applies deferred removals, then `on_resume`.
-pub(crate) fn resume_current(panic: &mut Option<Payload>) {
+fn resume_current(panic: &mut Option<Payload>) {
     let _ = CURRENT.try_with(|cell| {
         // Mutant: deferred removals are not applied on resume.
         #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]

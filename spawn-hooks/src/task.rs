@@ -128,17 +128,12 @@ impl TaskFrame {
         if !matches!(self.state, State::New | State::Suspended) {
             return Ok(());
         }
-        // Nothing registered: no hooks to resume, no removals pending.
-        let registered = self.frame.has_registrations();
-        if frame::swap_in(&mut self.frame).is_err() {
+        let mut panic = None;
+        let resuming = self.state == State::Suspended;
+        if frame::enter_in_place(&mut self.frame, resuming, &mut panic).is_err() {
             return Ok(());
         }
-        let resuming = self.state == State::Suspended && registered;
         self.state = State::Entered;
-        let mut panic = None;
-        if resuming {
-            frame::resume_current(&mut panic);
-        }
         panic.map_or(Ok(()), Err)
     }
 
@@ -189,14 +184,12 @@ impl TaskFrame {
             State::Ended => return Ok(()),
             State::Entered => {}
             State::New | State::Suspended => {
-                if frame::swap_in(&mut self.frame).is_err() {
+                let resuming = self.state == State::Suspended;
+                if frame::enter_in_place(&mut self.frame, resuming, &mut panic).is_err() {
                     // Cannot be made current: drop it as it is.
                     self.state = State::Ended;
                     drop(std::mem::take(&mut self.frame));
                     return Ok(());
-                }
-                if self.state == State::Suspended {
-                    frame::resume_current(&mut panic);
                 }
             }
         }
