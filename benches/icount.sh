@@ -13,20 +13,7 @@ if (( n % 1000 != 0 )); then
     echo "N must be a multiple of 1000" >&2
     exit 2
 fi
-command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
-
-cargo build -q --profile bench -p benches --bin icount
-target=${CARGO_TARGET_DIR:-target}
-bin="$target/release/icount"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-
-# Total instructions of `icount OP COUNT`.
-count() {
-    local file="$out/$1.$2.out"
-    valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" "$1" "$2" >/dev/null 2>&1
-    awk '/^(summary|totals):/ { print $2; exit }' "$file"
-}
+source benches/icount-lib.sh
 
 declare -A per_op
 ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
@@ -36,9 +23,7 @@ ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
      decode_dcontext10)
 printf '| operation | instructions/op |\n|---|---:|\n'
 for op in "${ops[@]}"; do
-    a=$(count "$op" "$n")
-    b=$(count "$op" $((2 * n)))
-    per_op[$op]=$(awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / n }')
+    per_op[$op]=$(icount_per_op "$op" "$n")
     printf '| %s | %s |\n' "$op" "${per_op[$op]}"
 done
 
