@@ -29,6 +29,17 @@ pub fn all(c: &mut Criterion) {
     span_across_yields(c);
 }
 
+/// A task that yields `YIELDS` times inside a span, with tracing's
+/// `Instrument`, spawned on `rt` and joined.
+fn instrumented_yields(rt: &Runtime) {
+    rt.block_on(async {
+        let span = tracing::info_span!("task");
+        tokio::spawn(yield_n(YIELDS).instrument(span))
+            .await
+            .unwrap()
+    })
+}
+
 /// Runs `f` with a tracing Registry as this thread's default subscriber.
 fn with_registry<R>(f: impl FnOnce() -> R) -> R {
     tracing::dispatcher::with_default(&workload::registry(), f)
@@ -79,26 +90,10 @@ fn poll(c: &mut Criterion, name: &str, rt: &Runtime) {
         });
     });
     g.bench_function("tracing_none", |b| {
-        b.iter(|| {
-            rt.block_on(async {
-                let span = tracing::info_span!("task");
-                tokio::spawn(yield_n(YIELDS).instrument(span))
-                    .await
-                    .unwrap()
-            })
-        });
+        b.iter(|| instrumented_yields(rt));
     });
     g.bench_function("tracing_registry", |b| {
-        with_registry(|| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let span = tracing::info_span!("task");
-                    tokio::spawn(yield_n(YIELDS).instrument(span))
-                        .await
-                        .unwrap()
-                })
-            })
-        });
+        with_registry(|| b.iter(|| instrumented_yields(rt)));
     });
     g.bench_function("otel", |b| {
         b.iter(|| {
@@ -315,16 +310,7 @@ fn span_across_yields(c: &mut Criterion) {
         });
     });
     g.bench_function("instrument", |b| {
-        with_registry(|| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let span = tracing::info_span!("task");
-                    tokio::spawn(yield_n(YIELDS).instrument(span))
-                        .await
-                        .unwrap()
-                })
-            })
-        });
+        with_registry(|| b.iter(|| instrumented_yields(&rt)));
     });
     g.finish();
 }
