@@ -2,9 +2,14 @@
 //!
 //! A [`Frame`] is the unit of suspension: it owns a current [`Mapping`], the
 //! bindings made in it and the lifecycle hooks registered in it. Each thread
-//! has one *current* frame, held by value in a thread-local; entering a frame
-//! swaps it in and keeps the previous one aside, leaving it swaps back. That is
-//! all a poll of a frame without hooks (or deferred removals) costs.
+//! has one *current* frame: a thread-local pointer to the frame of the
+//! innermost poll (or closure) running on it, or null for the thread's base
+//! frame. Entering a frame stores its address there and keeps the previous
+//! pointer aside; leaving it puts the previous pointer back. That is all a
+//! poll of a frame without hooks (or deferred removals) costs: two
+//! thread-local pointer swaps. The frame itself never moves while current: it
+//! stays where its owner keeps it (a pinned [`Framed`](crate::Framed), a boxed
+//! [`TaskFrame`](crate::TaskFrame), or the stack of a closure frame).
 //!
 //! The protocol, per frame and per poll, on the polling thread (see
 //! [`Entered`]):
@@ -19,19 +24,20 @@
 //!    what is left of the bindings and hooks is dropped, then the saved frame
 //!    becomes current again.
 //!
-//! No user code (hook callbacks, value or hook destructors) ever runs while
-//! the thread-local is borrowed: items are taken out, the borrow is released,
-//! then the item is called or dropped. That makes every entry point re-entrant.
+//! No user code (hook callbacks, value or hook destructors) ever runs while a
+//! frame is borrowed: items are taken out, the borrow is released, then the
+//! item is called or dropped. That makes every entry point re-entrant.
 //! User code that panics inside the protocol is caught, the protocol finishes
 //! (so the thread is back in its saved frame) and the panic is resumed
 //! afterwards, unless the thread is already unwinding, in which case it is
 //! discarded rather than aborting the process.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
 
 use crate::error::BindError;
 use crate::lifecycle::Lifecycle;
@@ -44,10 +50,43 @@ pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 /// the id within the frame.
 pub(crate) type Registered = (Arc<Shared>, u64);
 
+/// Where the current frame lives: installed by [`install`], removed by
+/// [`uninstall`].
+pub(crate) type FramePtr = *const RefCell<Frame>;
+
 thread_local! {
-    // Const-initialized: no lazy-initialization check on the poll path. (The
-    // shim's loom version of the macro unwraps the `const` block.)
-    static CURRENT: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
+    // The current frame, or null for the base frame. Const-initialized and
+    // without destructor: reading it is a plain thread-local load, and it
+    // stays readable while the thread's other thread-locals are destroyed.
+    // (The shim's loom version of the macro unwraps the `const` blocks.)
+    static CURRENT: Cell<FramePtr> = const { Cell::new(ptr::null()) };
+    // The thread's base frame, for code that runs outside any frame.
+    static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
+}
+
+/// Calls `f` with the current frame; `None` when it is the base frame and the
+/// thread's base frame is already destroyed (the thread is exiting).
+#[inline]
+fn with_current<R>(f: impl FnOnce(&RefCell<Frame>) -> R) -> Option<R> {
+    let current = CURRENT.with(Cell::get);
+    if current.is_null() {
+        return BASE.try_with(f).ok();
+    }
+    // SAFETY: a non-null `CURRENT` was stored by `install` from a reference
+    // to a frame whose owner keeps it in place, alive, until `uninstall` has
+    // put the previous pointer back: `Entered` borrows its frame for its whole
+    // life and uninstalls in `Drop` (it is never leaked while installed);
+    // `TaskFrame` boxes its frame and never frees the box while the frame may
+    // be current on some thread (it leaks it instead). Frames are only ever
+    // accessed through their `RefCell`, so only shared references to one
+    // exist, and only on the thread where it is current.
+    Some(f(unsafe { &*current }))
+}
+
+/// Whether `frame` is the current frame of this thread.
+#[inline]
+pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
+    ptr::eq(CURRENT.with(Cell::get), frame)
 }
 
 // ===== Frame =====
@@ -481,7 +520,7 @@ fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
 #[inline]
 pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     let mut f = Some(f);
-    let done = CURRENT.try_with(|cell| {
+    let done = with_current(|cell| {
         let mut frame = cell.try_borrow().ok()?;
         if frame.has_pending() {
             drop(frame);
@@ -492,7 +531,7 @@ pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
         Some(f(&frame.mapping))
     });
     match done {
-        Ok(Some(r)) => r,
+        Some(Some(r)) => r,
         _ => match f.take() {
             Some(f) => f(&Mapping::empty()),
             None => unreachable!("the reader ran but returned nothing"),
@@ -523,7 +562,7 @@ pub(crate) fn add_hook(
 }
 
 fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R, BindError> {
-    let done = CURRENT.try_with(|cell| {
+    let done = with_current(|cell| {
         rethrow(settle(cell));
         let mut frame = cell
             .try_borrow_mut()
@@ -533,22 +572,18 @@ fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R,
         }
         Ok(f(&mut frame))
     });
-    done.unwrap_or_else(|_| Err(BindError::destroyed(what)))
+    done.unwrap_or_else(|| Err(BindError::destroyed(what)))
 }
 
 /// Removes a binding or hook by identity: at once when its frame is the
 /// current one on this thread, otherwise the next time that frame is read,
 /// entered or resumed.
 pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
-    let mut removed = None;
-    let _ = CURRENT.try_with(|cell| {
-        if let Ok(mut frame) = cell.try_borrow_mut() {
-            if frame.owns(shared) {
-                removed = Some(frame.remove(id));
-            }
-        }
+    let removed = with_current(|cell| {
+        let mut frame = cell.try_borrow_mut().ok()?;
+        frame.owns(shared).then(|| frame.remove(id))
     });
-    match removed {
+    match removed.flatten() {
         Some(removed) => rethrow(removed.finish().err()),
         None => shared.defer(id),
     }
@@ -604,17 +639,20 @@ pub(crate) enum Leave {
 }
 
 /// A frame installed as the thread's current frame. Dropping it leaves the
-/// frame (steps 4 and 5) and puts it back into `home`; because that happens
-/// in `Drop`, a panic in the polled future or closure still restores the
-/// thread's previous frame, and nested frames unwind in order (they are
-/// strictly stack-scoped, so the frame current at drop time is always ours).
+/// frame (steps 4 and 5) and makes the previous frame current again; because
+/// that happens in `Drop`, a panic in the polled future or closure still
+/// restores the thread's previous frame, and nested frames unwind in order
+/// (they are strictly stack-scoped, so the frame current at drop time is
+/// always ours).
 ///
-/// Entering swaps `home` with the thread's current frame in place: while
-/// entered, `home` holds the thread's previous frame. No frame is moved
-/// through temporaries, which keeps a poll to two swaps.
+/// It borrows its frame for its whole life, so the frame cannot move or be
+/// dropped while its address is the thread's current frame. It is never
+/// leaked while installed (`suspend` leaves first).
 pub(crate) struct Entered<'a> {
-    home: &'a mut Frame,
-    /// Whether `home` was swapped in (not if the thread's context is gone).
+    home: &'a RefCell<Frame>,
+    /// The frame that was current before.
+    prev: FramePtr,
+    /// Whether `home` is still installed.
     installed: bool,
     leave: Leave,
     panic: Option<Payload>,
@@ -623,23 +661,14 @@ pub(crate) struct Entered<'a> {
 impl<'a> Entered<'a> {
     /// Steps 1 and 2: installs `home` as the current frame; when `resuming`,
     /// applies deferred removals and runs `on_resume`.
-    ///
-    /// # Panics
-    ///
-    /// Panics if called inside a `Variable::with` callback, whose borrow of
-    /// the current frame forbids replacing it.
-    #[track_caller]
     #[inline]
-    pub(crate) fn enter(home: &'a mut Frame, resuming: bool, leave: Leave) -> Entered<'a> {
-        let mut panic = None;
-        let installed = match enter_in_place(home, resuming, &mut panic) {
-            Ok(()) => true,
-            Err(NotInstalled::Borrowed) => borrowed_panic(),
-            Err(NotInstalled::Destroyed) => false,
-        };
+    pub(crate) fn enter(home: &'a RefCell<Frame>, resuming: bool, leave: Leave) -> Entered<'a> {
+        let prev = install(home);
+        let panic = if resuming { resume(home) } else { None };
         Entered {
             home,
-            installed,
+            prev,
+            installed: true,
             leave,
             panic,
         }
@@ -662,7 +691,9 @@ impl<'a> Entered<'a> {
     pub(crate) fn suspend(mut self) {
         if self.installed {
             self.installed = false;
-            swap_out(self.home, Leave::Suspend, &mut self.panic);
+            if let Some(p) = uninstall(self.home, self.prev, Leave::Suspend) {
+                self.panic.get_or_insert(p);
+            }
         }
         if self.panic.is_none() {
             mem::forget(self);
@@ -674,7 +705,10 @@ impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.installed {
-            swap_out(self.home, self.leave, &mut self.panic);
+            self.installed = false;
+            if let Some(p) = uninstall(self.home, self.prev, self.leave) {
+                self.panic.get_or_insert(p);
+            }
         }
         if self.panic.is_some() {
             rethrow(self.panic.take());
@@ -690,104 +724,106 @@ impl fmt::Debug for Entered<'_> {
     }
 }
 
-#[cold]
-#[track_caller]
-fn borrowed_panic() -> ! {
-    panic!(
-        "rt-ext: cannot enter a frame inside a `Variable::with` callback; \
-         read the value with `Variable::get` (or capture a `Snapshot`) \
-         and enter the frame outside the callback"
-    )
-}
-
-/// Why a frame could not be made current.
-#[derive(Debug)]
-pub(crate) enum NotInstalled {
-    /// Inside a `Variable::with` callback, which borrows the current frame.
-    Borrowed,
-    /// The thread's context is destroyed (the thread is exiting).
-    Destroyed,
-}
-
-/// Steps 1 and 2, for any owner of a frame: swaps `slot`'s frame in (`slot`
-/// keeps the thread's previous frame until [`swap_out`]) and, when
-/// `resuming`, applies deferred removals and runs `on_resume`. A frame with
-/// no hooks and no removals pending skips step 2 (the common case, kept
-/// cheap). A panic of user code lands in `panic`. On error nothing changed.
+/// Step 1, for any owner of a frame: makes `frame` the current frame.
+/// Returns the frame that was current, to give back to [`uninstall`]. When
+/// the frame is resumed, [`resume`] comes next.
+///
+/// The caller keeps `frame` in place and alive until it has called
+/// [`uninstall`] on this thread (see `with_current`).
 #[inline]
-pub(crate) fn enter_in_place(
-    slot: &mut Frame,
-    resuming: bool,
-    panic: &mut Option<Payload>,
-) -> Result<(), NotInstalled> {
-    let registered = slot.has_registrations();
-    swap_in(slot)?;
-    if resuming && registered {
-        resume_current(panic);
-    }
-    Ok(())
+pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
+    CURRENT.with(|c| c.replace(frame))
 }
 
-/// Step 1: swaps `slot` with the thread's current frame: `slot`'s frame
-/// becomes current, and `slot` keeps the previous one until [`swap_out`].
-/// On error nothing changed.
+/// Step 2, on `frame`, just installed: applies deferred removals and runs
+/// `on_resume`. A frame with no hooks and no removals pending skips it (the
+/// common case, kept to a check). Returns the panic of user code, if any.
 #[inline]
-fn swap_in(slot: &mut Frame) -> Result<(), NotInstalled> {
-    match CURRENT.try_with(|cell| {
-        cell.try_borrow_mut()
-            .map(|mut cur| mem::swap(&mut *cur, slot))
-    }) {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(NotInstalled::Borrowed),
-        Err(_) => Err(NotInstalled::Destroyed),
+pub(crate) fn resume(frame: &RefCell<Frame>) -> Option<Payload> {
+    if has_registrations(frame) {
+        return resume_current(frame);
     }
+    None
+}
+
+/// Whether resuming or suspending `frame` has work to do (see
+/// `Frame::has_registrations`).
+#[inline]
+pub(crate) fn has_registrations(frame: &RefCell<Frame>) -> bool {
+    // SAFETY: no `RefMut` of a frame is ever held while code outside this
+    // module runs (the protocol takes items out, releases the borrow, then
+    // calls or drops them), and this module never calls here while holding
+    // one; the shared reference is dropped before this returns. That spares
+    // the poll path the borrow flag.
+    unsafe { &*frame.as_ptr() }.has_registrations()
 }
 
 /// Step 2, on the current frame: applies deferred removals, then `on_resume`.
-fn resume_current(panic: &mut Option<Payload>) {
-    let _ = CURRENT.try_with(|cell| {
-        // Mutant: deferred removals are not applied on resume.
-        #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
-        {
-            if let Some(p) = settle(cell) {
-                panic.get_or_insert(p);
-            }
-        }
-        run_hooks(cell, Phase::Resume, panic);
-    });
+#[cold]
+#[inline(never)]
+pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
+    #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
+    let mut panic = settle(cell);
+    // Mutant: deferred removals are not applied on resume.
+    #[cfg(spawn_hooks_mutant = "no_settle_on_resume")]
+    let mut panic = None;
+    run_hooks(cell, Phase::Resume, &mut panic);
+    panic
 }
 
-/// Steps 4 and 5: leaves the current frame (`on_yield`, or teardown when it
-/// ends) and swaps it back with `slot`, which held the thread's previous
-/// frame since [`swap_in`]. When the frame ends it is dropped here, no longer
-/// current (whatever a destructor bound in it during teardown can no longer be
-/// observed), and `slot` is left empty.
+/// Steps 4 and 5: leaves `frame`, the current frame (`on_yield`, or teardown
+/// when it ends), and makes `prev` (from [`install`]) current again. When the
+/// frame ends, what is left of it is dropped here, no longer current
+/// (whatever a destructor bound in it during teardown can no longer be
+/// observed), and the frame is left empty. Returns the panic of user code,
+/// if any.
 #[inline]
-pub(crate) fn swap_out(slot: &mut Frame, leave: Leave, panic: &mut Option<Payload>) {
+pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) -> Option<Payload> {
+    if leave == Leave::Suspend && !has_registrations(frame) {
+        // Nothing to yield (no hooks, no deferred removals): only the swap.
+        restore(prev);
+        return None;
+    }
+    uninstall_slow(frame, prev, leave)
+}
+
+/// The last step of [`uninstall`]: makes `prev` current again.
+#[inline]
+pub(crate) fn restore(prev: FramePtr) {
     // Mutant: the thread's previous frame is lost, not restored.
     #[cfg(spawn_hooks_mutant = "skip_restore")]
-    {
-        *slot = Frame::default();
+    let prev = {
+        let _ = prev;
+        ptr::null()
+    };
+    CURRENT.with(|c| c.set(prev));
+}
+
+/// [`uninstall`] of a frame with work to do on the way out.
+#[cold]
+#[inline(never)]
+pub(crate) fn uninstall_slow(
+    frame: &RefCell<Frame>,
+    prev: FramePtr,
+    leave: Leave,
+) -> Option<Payload> {
+    let mut panic = None;
+    let work = match leave {
+        Leave::Suspend => true,
+        Leave::End => frame.try_borrow().is_ok_and(|f| f.ext.is_some()),
+    };
+    if work {
+        leave_current(frame, leave, &mut panic);
     }
-    let swapped = CURRENT.try_with(|cell| {
-        let mut current = cell.borrow_mut();
-        // Nothing to yield (no hooks, no deferred removals), or nothing left
-        // to tear down: only the swap.
-        let work = match leave {
-            Leave::Suspend => current.has_registrations(),
-            Leave::End => current.ext.is_some(),
-        };
-        if work {
-            drop(current);
-            leave_current(cell, leave, panic);
-            current = cell.borrow_mut();
+    restore(prev);
+    if leave == Leave::End {
+        if let Ok(mut f) = frame.try_borrow_mut() {
+            let mine = mem::take(&mut *f);
+            drop(f);
+            keep_first(&mut panic, catch(move || drop(mine)));
         }
-        mem::swap(&mut *current, slot);
-    });
-    if swapped.is_ok() && leave == Leave::End {
-        let mine = mem::take(slot);
-        keep_first(panic, catch(move || drop(mine)));
     }
+    panic
 }
 
 /// Step 4 or the teardown of step 5, on the current frame.
@@ -876,8 +912,8 @@ fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
 /// Runs `f` in a new frame that starts from `mapping` and ends when `f`
 /// returns or unwinds.
 pub(crate) fn run_in<R>(mapping: Mapping, f: impl FnOnce() -> R) -> R {
-    let mut home = Frame::with_mapping(mapping);
-    let _entered = Entered::enter(&mut home, false, Leave::End);
+    let home = RefCell::new(Frame::with_mapping(mapping));
+    let _entered = Entered::enter(&home, false, Leave::End);
     f()
 }
 

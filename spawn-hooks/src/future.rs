@@ -1,5 +1,6 @@
 //! `Framed`: a future that runs in its own frame.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::mem;
@@ -56,7 +57,9 @@ pin_project! {
     pub struct Framed<F> {
         #[pin]
         future: Option<F>,
-        frame: Frame,
+        // In a cell: while a poll runs, the thread's current-frame pointer
+        // points here (the future is pinned, and borrowed for the poll).
+        frame: RefCell<Frame>,
         state: State,
     }
 
@@ -88,7 +91,7 @@ impl<F> Framed<F> {
     fn new(fut: F, frame: Frame, state: State) -> Framed<F> {
         Framed {
             future: Some(fut),
-            frame,
+            frame: RefCell::new(frame),
             state,
         }
     }
@@ -163,7 +166,8 @@ impl<F: Future> Future for Framed<F> {
 /// Takes the frame's mapping at the first poll and marks the frame
 /// suspended; returns whether it already was (then it is resumed).
 #[cold]
-fn first_poll(state: &mut State, frame: &mut Frame) -> bool {
+fn first_poll(state: &mut State, frame: &mut RefCell<Frame>) -> bool {
+    let frame = frame.get_mut();
     match mem::replace(state, State::Suspended) {
         State::Inherit => {
             frame.mapping = frame::current_mapping();

@@ -11,12 +11,15 @@
 //! None of these methods unwinds: a panic of a hook or of a destructor is
 //! caught and returned, because they run inside the executor's own code.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::mem;
+use std::ptr;
 
-use crate::frame::{self, Frame, Leave};
+use crate::frame::{self, Frame, FramePtr, Leave};
 use crate::snapshot::Snapshot;
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum State {
     /// Not polled yet.
     New,
@@ -25,6 +28,7 @@ enum State {
     /// Polled, and left.
     Suspended,
     /// Ended: nothing left.
+    #[default]
     Ended,
 }
 
@@ -40,7 +44,13 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// hooks made by the task belong to it, hooks resume on `enter` (from the
 /// second poll on) and yield on `leave`. `enter` and `leave` must be called on
 /// the same thread, in pairs, without another `TaskFrame` entered in between
-/// on that thread unless it is left first.
+/// on that thread unless it is left first. An executor that breaks this rule
+/// gets wrong contexts, never undefined behaviour: `leave` only acts on the
+/// calling thread's current frame, and a frame that may still be current
+/// somewhere is leaked rather than freed.
+///
+/// Entering costs a thread-local pointer swap (and the `on_resume` calls of
+/// its hooks, if any); leaving, the same.
 ///
 /// # Examples
 ///
@@ -67,12 +77,25 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// // Its termination callback:
 /// task.end().unwrap();
 /// ```
-pub struct TaskFrame {
-    /// The task's frame; while entered, the thread's previous frame (they
-    /// are swapped in place).
-    frame: Frame,
+pub struct TaskFrame(Box<Inner>);
+
+/// Boxed: while entered, the thread's current-frame pointer points into the
+/// box, and the `TaskFrame` itself may move. One pointer wide, so an
+/// executor's table of frames stays small.
+#[derive(Default)]
+struct Inner {
+    /// The task's frame.
+    frame: RefCell<Frame>,
+    /// While entered: the frame that was current before, to restore.
+    prev: FramePtr,
     state: State,
 }
+
+// SAFETY: `prev` is the only field that is not `Send`. It is never
+// dereferenced here: it is only handed back to the thread-local it came from,
+// by `leave` or `end` on the thread where this frame is current (they check
+// that first, and do nothing else otherwise). The frame itself is `Send`.
+unsafe impl Send for Inner {}
 
 impl TaskFrame {
     /// A frame that starts from `snapshot`: normally the spawner's context,
@@ -85,14 +108,15 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn new(snapshot: Snapshot) -> TaskFrame {
-        TaskFrame {
-            frame: Frame::with_mapping(snapshot.into_mapping()),
+        TaskFrame(Box::new(Inner {
+            frame: RefCell::new(Frame::with_mapping(snapshot.into_mapping())),
+            prev: ptr::null(),
             state: State::New,
-        }
+        }))
     }
 
-    /// Whether the frame is current on the calling thread (between
-    /// [`enter`](TaskFrame::enter) and [`leave`](TaskFrame::leave)).
+    /// Whether the frame is entered (between [`enter`](TaskFrame::enter) and
+    /// [`leave`](TaskFrame::leave)).
     ///
     /// # Examples
     ///
@@ -104,13 +128,12 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn is_entered(&self) -> bool {
-        self.state == State::Entered
+        self.0.state == State::Entered
     }
 
     /// Before a poll: makes the frame current on this thread and, from the
     /// second poll on, applies deferred removals and runs the hooks'
-    /// `on_resume`. Does nothing if already entered or ended, or if the
-    /// thread's context is gone (the poll then runs unframed).
+    /// `on_resume`. Does nothing if already entered or ended.
     ///
     /// # Errors
     ///
@@ -124,22 +147,36 @@ impl TaskFrame {
     /// task.enter().expect("no hook panicked");
     /// # task.leave().unwrap();
     /// ```
+    #[inline]
     pub fn enter(&mut self) -> Result<(), CaughtPanic> {
-        if !matches!(self.state, State::New | State::Suspended) {
-            return Ok(());
+        let this = &mut *self.0;
+        if this.state != State::Suspended {
+            return self.enter_first();
         }
-        let mut panic = None;
-        let resuming = self.state == State::Suspended;
-        if frame::enter_in_place(&mut self.frame, resuming, &mut panic).is_err() {
-            return Ok(());
+        this.state = State::Entered;
+        this.prev = frame::install(&this.frame);
+        if frame::has_registrations(&this.frame) {
+            return frame::resume_current(&this.frame).map_or(Ok(()), Err);
         }
-        self.state = State::Entered;
-        panic.map_or(Ok(()), Err)
+        Ok(())
+    }
+
+    /// `enter` when the frame is not suspended: its first poll, or nothing.
+    #[cold]
+    #[inline(never)]
+    fn enter_first(&mut self) -> Result<(), CaughtPanic> {
+        let this = &mut *self.0;
+        if this.state == State::New {
+            this.state = State::Entered;
+            this.prev = frame::install(&this.frame);
+        }
+        Ok(())
     }
 
     /// After a poll that did not end the task: runs the hooks' `on_yield` and
     /// makes the thread's previous frame current again. Does nothing if not
-    /// entered.
+    /// entered, or if the frame is not the current frame of the calling
+    /// thread (left out of order, or on another thread: see the type's docs).
     ///
     /// # Errors
     ///
@@ -153,20 +190,33 @@ impl TaskFrame {
     /// task.enter().unwrap();
     /// task.leave().expect("no hook panicked");
     /// ```
+    #[inline]
     pub fn leave(&mut self) -> Result<(), CaughtPanic> {
-        if self.state != State::Entered {
+        let this = &mut *self.0;
+        // Current on this thread implies entered: only `enter` (and `end`)
+        // install the frame, and only `leave` and `end` remove it (an
+        // entered frame that `end` cannot remove is leaked, never reused).
+        if !frame::is_current(&this.frame) {
             return Ok(());
         }
-        let mut panic = None;
-        frame::swap_out(&mut self.frame, Leave::Suspend, &mut panic);
-        self.state = State::Suspended;
-        panic.map_or(Ok(()), Err)
+        debug_assert_eq!(this.state, State::Entered);
+        this.state = State::Suspended;
+        if frame::has_registrations(&this.frame) {
+            return frame::uninstall_slow(&this.frame, this.prev, Leave::Suspend)
+                .map_or(Ok(()), Err);
+        }
+        frame::restore(this.prev);
+        Ok(())
     }
 
     /// When the task is done (completed, cancelled or dropped): drops what is
     /// left of its bindings and hooks with the frame current (a suspended
     /// frame is resumed first, so hooks are dropped entered), then restores
     /// the thread's previous frame. Works whether or not the frame is entered.
+    ///
+    /// An entered frame that is not the calling thread's current frame (a
+    /// misuse: see the type's docs) may still be current on some thread: it
+    /// is then leaked as it is, never freed.
     ///
     /// # Errors
     ///
@@ -180,22 +230,25 @@ impl TaskFrame {
     /// ```
     pub fn end(&mut self) -> Result<(), CaughtPanic> {
         let mut panic = None;
-        match self.state {
+        let this = &mut *self.0;
+        match this.state {
             State::Ended => return Ok(()),
-            State::Entered => {}
+            State::Entered if frame::is_current(&this.frame) => {}
+            State::Entered => {
+                let stray = mem::replace(&mut self.0, Box::new(Inner::default()));
+                Box::leak(stray);
+                return Ok(());
+            }
             State::New | State::Suspended => {
-                let resuming = self.state == State::Suspended;
-                if frame::enter_in_place(&mut self.frame, resuming, &mut panic).is_err() {
-                    // Cannot be made current: drop it as it is.
-                    self.state = State::Ended;
-                    drop(std::mem::take(&mut self.frame));
-                    return Ok(());
+                this.prev = frame::install(&this.frame);
+                if this.state == State::Suspended {
+                    panic = frame::resume(&this.frame);
                 }
             }
         }
-        self.state = State::Ended;
-        frame::swap_out(&mut self.frame, Leave::End, &mut panic);
-        panic.map_or(Ok(()), Err)
+        this.state = State::Ended;
+        let ended = frame::uninstall(&this.frame, this.prev, Leave::End);
+        panic.or(ended).map_or(Ok(()), Err)
     }
 }
 
@@ -209,9 +262,13 @@ impl Drop for TaskFrame {
 
 impl fmt::Debug for TaskFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TaskFrame")
-            .field("state", &self.state)
-            .field("frame", &self.frame)
-            .finish()
+        let mut d = f.debug_struct("TaskFrame");
+        d.field("state", &self.0.state);
+        // An entered frame may be current on another thread (if the
+        // `TaskFrame` was moved there while entered): not read then.
+        if self.0.state != State::Entered {
+            d.field("frame", &self.0.frame);
+        }
+        d.finish()
     }
 }
