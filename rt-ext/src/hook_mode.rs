@@ -7,14 +7,15 @@
 //!
 //! * spawn (on the spawning thread, before the task can run): capture the
 //!   spawner's context into a new frame, keyed by the task id;
-//! * before poll: take the task's frame out of the registry and enter it;
-//! * after poll: leave it (its hooks yield) and put it back;
-//! * terminate: end it. On completion tokio calls this *between* the poll and
-//!   the after-poll hook, so the frame is found entered on this thread and
-//!   after-poll then finds nothing to do. An aborted or shut-down task may
-//!   terminate without a poll around it (at shutdown its future is dropped
-//!   with no poll hook at all): its frame is then taken from the registry,
-//!   resumed and torn down, so its hooks are still dropped entered.
+//! * before poll: find the task's frame and enter it (a thread-local pointer
+//!   swap, plus `on_resume` of its hooks if it has any);
+//! * after poll: leave it (its hooks yield, the pointer is swapped back);
+//! * terminate: take it out and end it. On completion tokio calls this
+//!   *between* the poll and the after-poll hook, so the frame is entered on
+//!   this thread and ended there, and after-poll then finds nothing. An
+//!   aborted or shut-down task may terminate without a poll around it (at
+//!   shutdown its future is dropped with no poll hook at all): its frame is
+//!   then resumed and torn down, so its hooks are still dropped entered.
 //!
 //! What tokio's source shows and this module relies on or works around:
 //! the poll hooks do not say whether the poll returned `Pending` (terminate
@@ -26,132 +27,350 @@
 //! used; an id may be seen again after its task ended, so a spawn replaces
 //! (and ends) a stale frame under the same id.
 //!
-//! The registry is sharded by task id: each poll locks one shard out of
-//! [`SHARDS`] twice (take the frame out of its entry, put it back: two
-//! lookups), never a global lock, and tasks on different workers almost
-//! never share a shard. Panics of hooks are caught
-//! (they run inside tokio's worker loop, which must not unwind); the panic
-//! hook has already reported them, and the hook that panicked is dropped.
+//! The registry is a table indexed by task id (tokio hands ids out in
+//! sequence): two slots per id are tried, each an atomic id and the task's
+//! frame, so a poll finds its frame with one or two atomic loads and no lock.
+//! A slot is claimed by a compare-and-swap at spawn and freed at termination;
+//! between the two only the task's own hooks touch it, and tokio runs those
+//! one at a time. A task whose two slots are both taken by live tasks (more
+//! live tasks than the table comfortably holds) goes to an overflow map of
+//! [`SHARDS`] locked shards, never one global lock; the poll path looks there
+//! only while the overflow is not empty. Panics of hooks are caught (they run
+//! inside tokio's worker loop, which must not unwind); the panic hook has
+//! already reported them, and the hook that panicked is dropped.
+//!
+//! The poll hooks are written so that everything but the common case (the
+//! frame in its first slot, no hooks of its own) is a call out of line: what
+//! is left inline is a table load, a compare, and the pointer swap.
 
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use spawn_hooks::{Snapshot, TaskFrame};
+use spawn_hooks::{CaughtPanic, Snapshot, TaskFrame};
 use tokio::task::Id;
 
-/// Shards of the registry: a power of two, a few per core of a big machine.
-pub(crate) const SHARDS: usize = 64;
+/// Slots of the table: a power of two. Each is two words, so the table
+/// takes 64 KiB per runtime.
+const SLOTS: usize = 4096;
 
-/// A task's entry stays in place from spawn to termination; while the task
-/// is being polled its frame is out (`None`), entered on the polling thread.
-/// Taking it out and putting it back are lookups, not removals and inserts.
-type Frames = HashMap<Id, Option<TaskFrame>, BuildHasherDefault<IdHasher>>;
+/// Shards of the overflow map: a power of two.
+pub(crate) const SHARDS: usize = 16;
+
+type Overflow = HashMap<Id, Box<TaskFrame>, BuildHasherDefault<IdHasher>>;
 
 /// Task id → frame, for one runtime.
 pub(crate) struct Registry {
-    shards: Box<[Shard]>,
+    slots: Box<[Slot; SLOTS]>,
+    /// Frames of tasks whose two slots were both taken (or whose id could
+    /// not be read as an integer). Boxed, so that a frame stays in place while
+    /// the map grows.
+    overflow: Box<[Shard]>,
+    /// The number of frames in `overflow`.
+    overflowed: AtomicUsize,
 }
 
-/// One shard, on its own cache lines so that workers do not false-share.
+/// One slot: free (id 0), or a live task's id and frame.
+struct Slot {
+    id: AtomicU64,
+    frame: UnsafeCell<Option<TaskFrame>>,
+}
+
+// SAFETY: a slot's `frame` is only read or written by the hooks of the task
+// whose id the slot holds (or by the spawner that is claiming it, before the
+// task can run). A slot is claimed by a compare-and-swap of `id` from 0
+// (Acquire: it sees the frame its previous task took out) and freed by storing
+// 0 (Release) after the frame is taken out. tokio runs one task's hooks one at
+// a time (spawn before the task is scheduled, then polls and termination under
+// the task's running state), which orders them for the owner, and task ids are
+// unique among live tasks (`raw` keeps them exact). `TaskFrame` is `Send`.
+unsafe impl Sync for Registry {}
+
+/// One shard of the overflow map, on its own cache lines.
 #[repr(align(128))]
-struct Shard(Mutex<Frames>);
-
-thread_local! {
-    /// Frames entered on this thread, taken out of their registry for the
-    /// poll. One at a time in practice (task polls do not nest on a worker);
-    /// a vector keeps it right if they ever do.
-    static POLLING: RefCell<Vec<(Id, TaskFrame)>> = const { RefCell::new(Vec::new()) };
-}
+struct Shard(Mutex<Overflow>);
 
 impl Registry {
     pub(crate) fn new() -> Registry {
+        let slots: Box<[Slot]> = (0..SLOTS)
+            .map(|_| Slot {
+                id: AtomicU64::new(0),
+                frame: UnsafeCell::new(None),
+            })
+            .collect();
+        let Ok(slots) = slots.try_into() else {
+            unreachable!("SLOTS slots were made")
+        };
         Registry {
-            shards: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
+            slots,
+            overflow: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
+            overflowed: AtomicUsize::new(0),
         }
     }
 
-    fn shard(&self, id: Id) -> MutexGuard<'_, Frames> {
+    /// The first slot task `n` may have: sequential ids fill the table in
+    /// turn.
+    #[inline(always)]
+    fn first(&self, n: u64) -> &Slot {
+        &self.slots[(n as usize) & (SLOTS - 1)]
+    }
+
+    /// The second slot task `n` may have, scattered so that a long-lived
+    /// task does not keep the same two slots taken for every id that comes
+    /// round to its first one.
+    fn second(&self, n: u64) -> &Slot {
+        let scattered = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros());
+        &self.slots[(scattered as usize) & (SLOTS - 1)]
+    }
+
+    fn shard(&self, id: Id) -> MutexGuard<'_, Overflow> {
         let mut h = IdHasher::default();
         id.hash(&mut h);
-        // Bits 32.. pick the shard: independent of the low bits and the top
-        // seven that the map inside uses for buckets and tags.
-        let shard = &self.shards[(h.finish() >> 32) as usize % SHARDS];
+        let shard = &self.overflow[(h.finish() >> 32) as usize % SHARDS];
         // No code that can panic runs under this lock: poisoning is moot.
         shard.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The frame of task `id` if it is in its first slot: `Err` when it is
+    /// not (it may be elsewhere), `Ok(None)` when the slot is the task's but
+    /// empty.
+    ///
+    /// # Safety
+    ///
+    /// Only from a hook of task `id` (before-poll, after-poll or terminate),
+    /// and the frame is not used after that hook returns: only the task's own
+    /// hooks touch its frame, and tokio runs them one at a time (see `impl
+    /// Sync for Registry`).
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "the frame belongs to the calling hook's task alone (see Safety)"
+    )]
+    #[inline(always)]
+    unsafe fn in_first(&self, id: Id) -> Result<Option<&mut TaskFrame>, ()> {
+        let Some(n) = raw(id) else { return Err(()) };
+        let slot = self.first(n);
+        if slot.id.load(Ordering::Acquire) != n {
+            return Err(());
+        }
+        // SAFETY: the slot holds `id`; the caller is a hook of `id`.
+        Ok(unsafe { (*slot.frame.get()).as_mut() })
+    }
+
+    /// The frame of task `id`, wherever it is.
+    ///
+    /// # Safety
+    ///
+    /// As for `in_first`.
+    #[expect(
+        clippy::mut_from_ref,
+        reason = "the frame belongs to the calling hook's task alone (see Safety)"
+    )]
+    unsafe fn find(&self, id: Id) -> Option<&mut TaskFrame> {
+        // SAFETY: the caller's contract.
+        if let Ok(found) = unsafe { self.in_first(id) } {
+            return found;
+        }
+        if let Some(n) = raw(id) {
+            let slot = self.second(n);
+            if slot.id.load(Ordering::Acquire) == n {
+                // SAFETY: the slot holds `id`; the caller is a hook of `id`.
+                return unsafe { (*slot.frame.get()).as_mut() };
+            }
+        }
+        if self.overflowed.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let frame: *mut TaskFrame = &mut **self.shard(id).get_mut(&id)?;
+        // SAFETY: boxed, the frame stays in place when the map changes, and
+        // only task `id` removes it (in its terminate hook, which cannot run
+        // during the caller's hook); the caller is a hook of `id`. The lock
+        // is released before the frame is used (its hooks may run).
+        Some(unsafe { &mut *frame })
     }
 
     /// The spawn hook: on the spawning thread, before the task can be polled.
     pub(crate) fn spawned(&self, id: Id) {
         let frame = TaskFrame::new(Snapshot::capture());
-        let stale = self.shard(id).insert(id, Some(frame));
-        // Ended (by its `Drop`) outside the lock.
+        if self.overflowed.load(Ordering::Acquire) != 0 {
+            // A stale frame under a reused id (its task never terminated).
+            drop(self.remove_overflow(id));
+        }
+        if let Some(n) = raw(id) {
+            for slot in [self.first(n), self.second(n)] {
+                let claimed =
+                    match slot
+                        .id
+                        .compare_exchange(0, n, Ordering::Acquire, Ordering::Acquire)
+                    {
+                        Ok(_) => true,
+                        // A stale frame under a reused id: replaced (and ended).
+                        Err(held) => held == n,
+                    };
+                if claimed {
+                    // SAFETY: the slot is claimed for `id`, whose task cannot
+                    // run yet: nothing else touches the frame.
+                    let stale = unsafe { (*slot.frame.get()).replace(frame) };
+                    drop(stale);
+                    return;
+                }
+            }
+        }
+        let stale = self.shard(id).insert(id, Box::new(frame));
+        if stale.is_none() {
+            self.overflowed.fetch_add(1, Ordering::AcqRel);
+        }
         drop(stale);
     }
 
     /// The before-poll hook.
+    #[inline(always)]
     pub(crate) fn before_poll(&self, id: Id) {
-        let Some(mut frame) = self.shard(id).get_mut(&id).and_then(Option::take) else {
-            return;
-        };
-        let _ = frame.enter();
-        let _ = POLLING.try_with(|p| p.borrow_mut().push((id, frame)));
+        // SAFETY: this is task `id`'s before-poll hook.
+        match unsafe { self.in_first(id) } {
+            Ok(Some(frame)) => report(frame.enter()),
+            Ok(None) => {}
+            Err(()) => self.before_poll_elsewhere(id),
+        }
     }
 
-    /// The after-poll hook.
+    #[cold]
+    #[inline(never)]
+    fn before_poll_elsewhere(&self, id: Id) {
+        // SAFETY: this is task `id`'s before-poll hook.
+        if let Some(frame) = unsafe { self.find(id) } {
+            report(frame.enter());
+        }
+    }
+
+    /// The after-poll hook. When the task completed in this poll, its frame
+    /// was ended and removed by the terminate hook: nothing is found.
+    #[inline(always)]
     pub(crate) fn after_poll(&self, id: Id) {
-        let Some(mut frame) = take_polling(id) else {
-            // Terminated during this poll: already ended.
-            return;
-        };
-        let _ = frame.leave();
-        if let Some(slot) = self.shard(id).get_mut(&id) {
-            *slot = Some(frame);
-            return;
+        // SAFETY: this is task `id`'s after-poll hook.
+        match unsafe { self.in_first(id) } {
+            Ok(Some(frame)) => report(frame.leave()),
+            Ok(None) => {}
+            Err(()) => self.after_poll_elsewhere(id),
         }
-        // The entry went away meanwhile (cannot happen: only terminate
-        // removes it, and it finds the frame entered here first): end it.
-        let _ = frame.end();
     }
 
-    /// The terminate hook: inside the last poll on completion, or on its own
-    /// for a task cancelled without a poll.
-    pub(crate) fn terminated(&self, id: Id) {
-        let parked = self.shard(id).remove(&id).flatten();
-        if let Some(mut frame) = take_polling(id).or(parked) {
-            let _ = frame.end();
+    #[cold]
+    #[inline(never)]
+    fn after_poll_elsewhere(&self, id: Id) {
+        // SAFETY: this is task `id`'s after-poll hook.
+        if let Some(frame) = unsafe { self.find(id) } {
+            report(frame.leave());
         }
+    }
+
+    /// The terminate hook: inside the last poll on completion (the frame is
+    /// then entered on this thread), or on its own for a task cancelled
+    /// without a poll. Ids of tasks never spawned here (`spawn_blocking`) are
+    /// not found and ignored.
+    pub(crate) fn terminated(&self, id: Id) {
+        let mut taken = None;
+        if let Some(n) = raw(id) {
+            for slot in [self.first(n), self.second(n)] {
+                if slot.id.load(Ordering::Acquire) == n {
+                    // SAFETY: the slot holds `id`, and this is task `id`'s
+                    // terminate hook (see `impl Sync for Registry`).
+                    taken = unsafe { (*slot.frame.get()).take() };
+                    slot.id.store(0, Ordering::Release);
+                    break;
+                }
+            }
+        }
+        if taken.is_none() && self.overflowed.load(Ordering::Acquire) != 0 {
+            taken = self.remove_overflow(id).map(|b| *b);
+        }
+        // Ended (torn down with its hooks entered) outside the table: the
+        // frame's own storage is boxed, so moving the `TaskFrame` out is fine
+        // even while it is current.
+        if let Some(mut frame) = taken {
+            report(frame.end());
+        }
+    }
+
+    fn remove_overflow(&self, id: Id) -> Option<Box<TaskFrame>> {
+        let removed = self.shard(id).remove(&id);
+        if removed.is_some() {
+            self.overflowed.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
     }
 
     /// The number of frames held: tasks spawned and not yet terminated.
     pub(crate) fn len(&self) -> usize {
-        let parked: usize = self
-            .shards
+        let in_slots = self
+            .slots
             .iter()
-            .map(|s| s.0.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum();
-        // Entries of frames being polled stay in place: counted above.
-        parked
+            .filter(|s| s.id.load(Ordering::Acquire) != 0)
+            .count();
+        in_slots + self.overflowed.load(Ordering::Acquire)
     }
 }
 
-/// Takes the frame of task `id` if it is the one entered on this thread.
-fn take_polling(id: Id) -> Option<TaskFrame> {
-    POLLING
-        .try_with(|p| {
-            let mut p = p.borrow_mut();
-            match p.last() {
-                Some((top, _)) if *top == id => p.pop().map(|(_, f)| f),
-                _ => None,
-            }
-        })
-        .ok()
-        .flatten()
+/// Drops the panic of a hook, caught by the protocol: the hooks run inside
+/// tokio's worker loop, which must not unwind, and the panic hook has already
+/// reported it.
+#[inline(always)]
+fn report(result: Result<(), CaughtPanic>) {
+    if let Err(panic) = result {
+        discard(panic);
+    }
 }
 
-/// Task ids are integers handed out in sequence: one multiplication spreads
-/// them (Fibonacci hashing).
+#[cold]
+#[inline(never)]
+fn discard(panic: CaughtPanic) {
+    // The payload's own destructor may panic too.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(panic)));
+}
+
+/// A task id as the integer tokio made it from, read through its `Hash`
+/// (tokio does not expose it otherwise): the derived `Hash` of the id's
+/// `NonZeroU64` writes exactly that integer, once. Anything else (a future
+/// tokio hashing ids differently) gives `None`, and the task's frame goes to
+/// the overflow map, keyed by the id itself. Inlined, the checks fold away.
+#[inline(always)]
+fn raw(id: Id) -> Option<u64> {
+    let mut h = RawId::default();
+    id.hash(&mut h);
+    match h {
+        RawId {
+            value,
+            writes: 1,
+            other: false,
+        } if value != 0 => Some(value),
+        _ => None,
+    }
+}
+
+/// Records what `Id::hash` writes (see [`raw`]).
+#[derive(Default)]
+struct RawId {
+    value: u64,
+    writes: u32,
+    other: bool,
+}
+
+impl Hasher for RawId {
+    fn finish(&self) -> u64 {
+        self.value
+    }
+    fn write(&mut self, _: &[u8]) {
+        self.other = true;
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.value = n;
+        self.writes += 1;
+    }
+}
+
+/// The overflow map's hasher: task ids are integers handed out in sequence,
+/// one multiplication spreads them (Fibonacci hashing).
 #[derive(Default)]
 struct IdHasher(u64);
 

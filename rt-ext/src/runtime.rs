@@ -645,34 +645,40 @@ mod hook_config {
                 return None;
             }
             let frames = Arc::new(Registry::new());
-            let (r, user) = (frames.clone(), self.spawn.clone());
-            builder.on_task_spawn(move |m| {
-                r.spawned(m.id());
-                if let Some(f) = &user {
+            // Without a user hook of a kind, ours is set alone: the poll
+            // hooks stay as short as they can be.
+            let r = frames.clone();
+            match self.spawn.clone() {
+                None => builder.on_task_spawn(move |m| r.spawned(m.id())),
+                Some(f) => builder.on_task_spawn(move |m| {
+                    r.spawned(m.id());
                     f(m);
-                }
-            });
-            let (r, user) = (frames.clone(), self.before_poll.clone());
-            builder.on_before_task_poll(move |m| {
-                r.before_poll(m.id());
-                if let Some(f) = &user {
+                }),
+            };
+            let r = frames.clone();
+            match self.before_poll.clone() {
+                None => builder.on_before_task_poll(move |m| r.before_poll(m.id())),
+                Some(f) => builder.on_before_task_poll(move |m| {
+                    r.before_poll(m.id());
                     f(m);
-                }
-            });
-            let (r, user) = (frames.clone(), self.after_poll.clone());
-            builder.on_after_task_poll(move |m| {
-                if let Some(f) = &user {
+                }),
+            };
+            let r = frames.clone();
+            match self.after_poll.clone() {
+                None => builder.on_after_task_poll(move |m| r.after_poll(m.id())),
+                Some(f) => builder.on_after_task_poll(move |m| {
                     f(m);
-                }
-                r.after_poll(m.id());
-            });
-            let (r, user) = (frames.clone(), self.terminate.clone());
-            builder.on_task_terminate(move |m| {
-                if let Some(f) = &user {
+                    r.after_poll(m.id());
+                }),
+            };
+            let r = frames.clone();
+            match self.terminate.clone() {
+                None => builder.on_task_terminate(move |m| r.terminated(m.id())),
+                Some(f) => builder.on_task_terminate(move |m| {
                     f(m);
-                }
-                r.terminated(m.id());
-            });
+                    r.terminated(m.id());
+                }),
+            };
             Some(frames)
         }
     }
