@@ -395,3 +395,26 @@ impl std::fmt::Debug for Registry {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::raw;
+
+    /// The table relies on reading a task id's integer through its `Hash`:
+    /// checked against the integer tokio prints, for the tokio in use.
+    #[test]
+    fn raw_ids_are_the_integers_tokio_prints() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ids = rt.block_on(async {
+            let a = tokio::spawn(async { tokio::task::id() }).await.unwrap();
+            let b = tokio::spawn(async { tokio::task::id() }).await.unwrap();
+            [a, b]
+        });
+        for id in ids {
+            assert_eq!(raw(id).map(|n| n.to_string()), Some(id.to_string()));
+        }
+        assert_ne!(raw(ids[0]), raw(ids[1]));
+    }
+}

@@ -292,3 +292,54 @@ fn framing_every_task_can_be_turned_off() {
         assert_eq!(plain.await.unwrap(), (None, true));
     });
 }
+
+/// More live tasks than the registry's table has slots: tasks whose slots are
+/// both taken go to the overflow map. Every task, wherever its frame is kept,
+/// still reads its own inherited value after each resume, keeps its own
+/// binding across yields on both workers, and its frame is freed at the end.
+#[test]
+fn more_live_tasks_than_slots_each_keep_their_own_frame() {
+    const TASKS: u64 = 20_000;
+    let rt = &runtimes()[1];
+    let wrong = Arc::new(AtomicUsize::new(0));
+    rt.block_on(async {
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        let mut handles = Vec::new();
+        for i in 0..TASKS {
+            let mut go = go_rx.clone();
+            let wrong = wrong.clone();
+            // The value is inherited at spawn: each task gets its own.
+            let h = REQUEST.sync_scope(i, || {
+                third_party::spawn_worker(async move {
+                    // All tasks are alive at once while they wait here.
+                    go.wait_for(|go| *go).await.unwrap();
+                    if REQUEST.get() != Some(i) {
+                        wrong.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _own = REQUEST.set(i + TASKS);
+                    for _ in 0..3 {
+                        yield_once().await;
+                        if REQUEST.get() != Some(i + TASKS) {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            });
+            handles.push(h);
+        }
+        // Every task has been spawned (and so holds a frame) before any ends:
+        // more frames than the table's 4,096 slots.
+        let held = rt.framed_tasks().unwrap();
+        assert!(held >= TASKS as usize, "{held} frames held");
+        go_tx.send(true).unwrap();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(
+        wrong.load(Ordering::Relaxed),
+        0,
+        "a task read another's value"
+    );
+    assert_eq!(settled_frames(rt), Some(0), "frames were kept");
+}
