@@ -63,7 +63,14 @@ type Overflow = HashMap<Id, Box<TaskFrame>, BuildHasherDefault<IdHasher>>;
 
 /// Task id → frame, for one runtime.
 pub(crate) struct Registry {
-    slots: Box<[Slot; SLOTS]>,
+    /// Slot `i`: free (0), or the id of the live task whose frame is in
+    /// `frames[i]`. Two arrays in place (the registry itself is in an `Arc`)
+    /// rather than one array of pairs behind a pointer: a hook reaches both
+    /// with one indexed load each, and the ids, read by every poll but
+    /// written only at spawn and termination, share no cache line with the
+    /// frames.
+    ids: [AtomicU64; SLOTS],
+    frames: [UnsafeCell<Option<TaskFrame>>; SLOTS],
     /// Frames of tasks whose two slots were both taken (or whose id could
     /// not be read as an integer). Boxed, so that a frame stays in place while
     /// the map grows.
@@ -72,13 +79,14 @@ pub(crate) struct Registry {
     overflowed: AtomicUsize,
 }
 
-/// One slot: free (id 0), or a live task's id and frame.
-struct Slot {
-    id: AtomicU64,
-    frame: UnsafeCell<Option<TaskFrame>>,
+/// One slot: its id and its frame.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    id: &'a AtomicU64,
+    frame: &'a UnsafeCell<Option<TaskFrame>>,
 }
 
-// SAFETY: a slot's `frame` is only read or written by the hooks of the task
+// SAFETY: a slot's frame is only read or written by the hooks of the task
 // whose id the slot holds (or by the spawner that is claiming it, before the
 // task can run). A slot is claimed by a compare-and-swap of `id` from 0
 // (Acquire: it sees the frame its previous task took out) and freed by storing
@@ -94,17 +102,9 @@ struct Shard(Mutex<Overflow>);
 
 impl Registry {
     pub(crate) fn new() -> Registry {
-        let slots: Box<[Slot]> = (0..SLOTS)
-            .map(|_| Slot {
-                id: AtomicU64::new(0),
-                frame: UnsafeCell::new(None),
-            })
-            .collect();
-        let Ok(slots) = slots.try_into() else {
-            unreachable!("SLOTS slots were made")
-        };
         Registry {
-            slots,
+            ids: std::array::from_fn(|_| AtomicU64::new(0)),
+            frames: std::array::from_fn(|_| UnsafeCell::new(None)),
             overflow: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
             overflowed: AtomicUsize::new(0),
         }
@@ -113,16 +113,24 @@ impl Registry {
     /// The first slot task `n` may have: sequential ids fill the table in
     /// turn.
     #[inline(always)]
-    fn first(&self, n: u64) -> &Slot {
-        &self.slots[(n as usize) & (SLOTS - 1)]
+    fn first(&self, n: u64) -> Slot<'_> {
+        self.slot((n as usize) & (SLOTS - 1))
+    }
+
+    #[inline(always)]
+    fn slot(&self, i: usize) -> Slot<'_> {
+        Slot {
+            id: &self.ids[i],
+            frame: &self.frames[i],
+        }
     }
 
     /// The second slot task `n` may have, scattered so that a long-lived
     /// task does not keep the same two slots taken for every id that comes
     /// round to its first one.
-    fn second(&self, n: u64) -> &Slot {
+    fn second(&self, n: u64) -> Slot<'_> {
         let scattered = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros());
-        &self.slots[(scattered as usize) & (SLOTS - 1)]
+        self.slot((scattered as usize) & (SLOTS - 1))
     }
 
     fn shard(&self, id: Id) -> MutexGuard<'_, Overflow> {
@@ -304,9 +312,9 @@ impl Registry {
     /// The number of frames held: tasks spawned and not yet terminated.
     pub(crate) fn len(&self) -> usize {
         let in_slots = self
-            .slots
+            .ids
             .iter()
-            .filter(|s| s.id.load(Ordering::Acquire) != 0)
+            .filter(|id| id.load(Ordering::Acquire) != 0)
             .count();
         in_slots + self.overflowed.load(Ordering::Acquire)
     }
