@@ -71,7 +71,18 @@ const POLL_ROWS: &[Row] = &[
     peer("dcontext", "dcontext `fork`, a value set"),
 ];
 
-/// Every group of the suite, in report order.
+/// Runtime-hook mode (`--cfg tokio_unstable`): the same yielding task, only
+/// the runtime's task hooks differ between the `tokio::spawn` rows.
+#[cfg(tokio_unstable)]
+const HOOK_MODE_ROWS: &[Row] = &[
+    peer("tokio", "bare `tokio::spawn`, plain runtime"),
+    ours("rtext_none", "rt-ext `spawn`, plain runtime"),
+    peer("noop_hooks", "`tokio::spawn`, four no-op task hooks"),
+    ours("hook_mode", "`tokio::spawn`, runtime-hook mode"),
+];
+
+/// Every group of the suite, in report order; the hook-mode groups only in a
+/// `--cfg tokio_unstable` build.
 pub const GROUPS: &[Group] = &[
     Group {
         id: "poll_current_thread",
@@ -84,6 +95,20 @@ pub const GROUPS: &[Group] = &[
         title: "poll, 2 workers (per poll of a task yielding 10,000 times)",
         ops_per_iter: YIELDS,
         rows: POLL_ROWS,
+    },
+    #[cfg(tokio_unstable)]
+    Group {
+        id: "poll_hook_mode_current_thread",
+        title: "poll, runtime-hook mode, current-thread (per poll of a task yielding 10,000 times)",
+        ops_per_iter: YIELDS,
+        rows: HOOK_MODE_ROWS,
+    },
+    #[cfg(tokio_unstable)]
+    Group {
+        id: "poll_hook_mode_two_workers",
+        title: "poll, runtime-hook mode, 2 workers (per poll of a task yielding 10,000 times)",
+        ops_per_iter: YIELDS,
+        rows: HOOK_MODE_ROWS,
     },
     Group {
         id: "get",
@@ -179,7 +204,8 @@ pub const GROUPS: &[Group] = &[
     },
 ];
 
-/// The timing targets of the issue.
+/// The timing targets of the issue; the hook-mode one only in a
+/// `--cfg tokio_unstable` build.
 pub const TARGETS: &[Target] = &[
     Target {
         what: "poll, no binding <= 1.03 x tokio (current-thread)",
@@ -194,6 +220,14 @@ pub const TARGETS: &[Target] = &[
         numerator: "rtext_hook",
         denominator: "tokio",
         limit: 1.10,
+    },
+    #[cfg(tokio_unstable)]
+    Target {
+        what: "hook mode / bare tokio <= 1.15",
+        group: "poll_hook_mode_current_thread",
+        numerator: "hook_mode",
+        denominator: "tokio",
+        limit: 1.15,
     },
     Target {
         what: "`get` no slower than task_local `with`",

@@ -20,6 +20,21 @@ pub fn all(c: &mut Criterion) {
     workload::init_dcontext();
     poll(c, "poll_current_thread", &workload::current_thread());
     poll(c, "poll_two_workers", &workload::two_workers());
+    #[cfg(tokio_unstable)]
+    {
+        poll_hook_mode(
+            c,
+            "poll_hook_mode_current_thread",
+            &workload::current_thread(),
+            workload::current_thread_with,
+        );
+        poll_hook_mode(
+            c,
+            "poll_hook_mode_two_workers",
+            &workload::two_workers(),
+            workload::two_workers_with,
+        );
+    }
     get(c);
     spawn(c);
     capture(c);
@@ -27,6 +42,17 @@ pub fn all(c: &mut Criterion) {
     bind(c);
     hook(c);
     span_across_yields(c);
+}
+
+/// A task that yields `YIELDS` times, spawned with `tokio::spawn` on `rt` and
+/// joined.
+fn tokio_yields(rt: &Runtime) {
+    rt.block_on(async { tokio::spawn(yield_n(YIELDS)).await.unwrap() })
+}
+
+/// The same task spawned with `ctx::spawn`.
+fn rtext_yields(rt: &Runtime) {
+    rt.block_on(async { ctx::spawn(yield_n(YIELDS)).await.unwrap() })
 }
 
 /// A task that yields `YIELDS` times inside a span, with tracing's
@@ -49,12 +75,8 @@ fn with_registry<R>(f: impl FnOnce() -> R) -> R {
 
 fn poll(c: &mut Criterion, name: &str, rt: &Runtime) {
     let mut g = c.benchmark_group(name);
-    g.bench_function("tokio", |b| {
-        b.iter(|| rt.block_on(async { tokio::spawn(yield_n(YIELDS)).await.unwrap() }));
-    });
-    g.bench_function("rtext_none", |b| {
-        b.iter(|| rt.block_on(async { ctx::spawn(yield_n(YIELDS)).await.unwrap() }));
-    });
+    g.bench_function("tokio", |b| b.iter(|| tokio_yields(rt)));
+    g.bench_function("rtext_none", |b| b.iter(|| rtext_yields(rt)));
     g.bench_function("rtext_binding", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -118,6 +140,33 @@ fn poll(c: &mut Criterion, name: &str, rt: &Runtime) {
             })
         });
     });
+    g.finish();
+}
+
+/// Runtime-hook mode: plain `tokio::spawn` tasks on a runtime whose tokio task
+/// hooks give every task a frame, next to the same task on a plain runtime
+/// (`plain`), a `ctx::spawn` there, and four no-op hooks (`hooked(Noop)`):
+/// the floor that tokio's hook calls set.
+#[cfg(tokio_unstable)]
+fn poll_hook_mode(
+    c: &mut Criterion,
+    name: &str,
+    plain: &Runtime,
+    hooked: fn(workload::TaskHooks) -> ctx::Runtime,
+) {
+    let mut g = c.benchmark_group(name);
+    g.bench_function("tokio", |b| b.iter(|| tokio_yields(plain)));
+    g.bench_function("rtext_none", |b| b.iter(|| rtext_yields(plain)));
+    let hooks = [
+        ("noop_hooks", workload::TaskHooks::Noop),
+        ("hook_mode", workload::TaskHooks::Frames),
+    ];
+    for (id, hooks) in hooks {
+        // `inner()`: tokio's `block_on`, so the root future is unframed as on
+        // `plain`, and only the spawned task goes through the hooks.
+        let rt = hooked(hooks);
+        g.bench_function(id, |b| b.iter(|| tokio_yields(rt.inner())));
+    }
     g.finish();
 }
 
@@ -289,11 +338,7 @@ fn hook(c: &mut Criterion) {
 fn span_across_yields(c: &mut Criterion) {
     let rt = workload::current_thread();
     let mut g = c.benchmark_group("span_across_yields");
-    g.bench_function("tokio", |b| {
-        with_registry(|| {
-            b.iter(|| rt.block_on(async { tokio::spawn(yield_n(YIELDS)).await.unwrap() }))
-        });
-    });
+    g.bench_function("tokio", |b| with_registry(|| b.iter(|| tokio_yields(&rt))));
     g.bench_function("rtext_hook", |b| {
         with_registry(|| {
             b.iter(|| {

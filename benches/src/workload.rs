@@ -136,6 +136,51 @@ pub fn two_workers() -> tokio::runtime::Runtime {
         .expect("a two-worker runtime")
 }
 
+/// The tokio task hooks of a runtime-hook-mode runtime (`--cfg tokio_unstable`).
+#[cfg(tokio_unstable)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskHooks {
+    /// Four hooks that do nothing, and no frames: what tokio's hook calls
+    /// cost alone.
+    Noop,
+    /// rt-ext's frame registry (`frame_every_task`, the default): every task
+    /// gets a frame, even a plain `tokio::spawn`.
+    Frames,
+}
+
+/// A runtime built by `builder` with `hooks` as its tokio task hooks.
+#[cfg(tokio_unstable)]
+fn with_task_hooks(builder: &mut ctx::Builder, hooks: TaskHooks) -> ctx::Runtime {
+    if hooks == TaskHooks::Noop {
+        builder
+            .frame_every_task(false)
+            .on_task_spawn(|_| {})
+            .on_before_task_poll(|_| {})
+            .on_after_task_poll(|_| {})
+            .on_task_terminate(|_| {});
+    }
+    let rt = builder.build().expect("a runtime with task hooks");
+    // A default that changed would silently measure the wrong thing.
+    assert_eq!(
+        rt.framed_tasks().is_some(),
+        hooks == TaskHooks::Frames,
+        "runtime-hook mode should be on exactly with `TaskHooks::Frames`"
+    );
+    rt
+}
+
+/// [`current_thread`] with `hooks` as its tokio task hooks.
+#[cfg(tokio_unstable)]
+pub fn current_thread_with(hooks: TaskHooks) -> ctx::Runtime {
+    with_task_hooks(&mut ctx::Builder::new_current_thread(), hooks)
+}
+
+/// [`two_workers`] with `hooks` as its tokio task hooks.
+#[cfg(tokio_unstable)]
+pub fn two_workers_with(hooks: TaskHooks) -> ctx::Runtime {
+    with_task_hooks(ctx::Builder::new_multi_thread().worker_threads(2), hooks)
+}
+
 /// Ten variables with distinct names (wire names must be unique in a codec),
 /// for the propagation benchmarks.
 pub static WIRE: [ctx::Variable<u64>; 10] = [

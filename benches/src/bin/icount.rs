@@ -231,25 +231,14 @@ fn main() {
 /// hooks: the per-poll cost of that registry, for a plain `tokio::spawn`.
 #[cfg(tokio_unstable)]
 fn poll_hook_mode(n: usize, noop: bool) {
-    let rt = if noop {
-        ctx::Builder::new_current_thread()
-            .frame_every_task(false)
-            .on_task_spawn(|_| {})
-            .on_before_task_poll(|_| {})
-            .on_after_task_poll(|_| {})
-            .on_task_terminate(|_| {})
-            .build()
-            .unwrap()
+    use workload::TaskHooks;
+    let hooks = if noop {
+        TaskHooks::Noop
     } else {
-        let rt = ctx::Builder::new_current_thread().build().unwrap();
-        assert_eq!(
-            rt.framed_tasks(),
-            Some(0),
-            "not a runtime-hook-mode runtime"
-        );
-        rt
+        TaskHooks::Frames
     };
-    rt.inner()
+    workload::current_thread_with(hooks)
+        .inner()
         .block_on(async { tokio::spawn(yield_n(n)).await.unwrap() });
 }
 

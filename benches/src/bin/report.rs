@@ -7,6 +7,10 @@
 //! `--samples N` (default 10), `--filter REGEX` (criterion's benchmark filter;
 //! rows not run are left out of the table).
 //!
+//! Built with `RUSTFLAGS="--cfg tokio_unstable"` (in a target dir of its own),
+//! it runs the runtime-hook-mode groups and checks their target too; without
+//! the cfg those groups do not exist.
+//!
 //! Figures are criterion's median time per iteration, divided by the number of
 //! operations in an iteration: the median is the figure least moved by other
 //! work on a shared machine.
