@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 export RUSTFLAGS="--cfg tokio_unstable"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/unstable-bench"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/unstable"
 source benches/icount-lib.sh
 printf '| operation (tokio_unstable build) | instructions/op | / tokio |\n|---|---:|---:|\n'
 base=""

@@ -46,6 +46,7 @@
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -70,7 +71,11 @@ pub(crate) struct Registry {
     /// written only at spawn and termination, share no cache line with the
     /// frames.
     ids: [AtomicU64; SLOTS],
-    frames: [UnsafeCell<Option<TaskFrame>>; SLOTS],
+    /// Initialized exactly while `ids[i]` is not 0: written by the spawner
+    /// that claimed the slot before its task can run, moved out by the
+    /// task's terminate hook before the slot is freed. No hook then needs to
+    /// check for an empty slot.
+    frames: [UnsafeCell<MaybeUninit<TaskFrame>>; SLOTS],
     /// Frames of tasks whose two slots were both taken (or whose id could
     /// not be read as an integer). Boxed, so that a frame stays in place while
     /// the map grows.
@@ -83,7 +88,7 @@ pub(crate) struct Registry {
 #[derive(Clone, Copy)]
 struct Slot<'a> {
     id: &'a AtomicU64,
-    frame: &'a UnsafeCell<Option<TaskFrame>>,
+    frame: &'a UnsafeCell<MaybeUninit<TaskFrame>>,
 }
 
 // SAFETY: a slot's frame is only read or written by the hooks of the task
@@ -104,7 +109,7 @@ impl Registry {
     pub(crate) fn new() -> Registry {
         Registry {
             ids: std::array::from_fn(|_| AtomicU64::new(0)),
-            frames: std::array::from_fn(|_| UnsafeCell::new(None)),
+            frames: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
             overflow: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
             overflowed: AtomicUsize::new(0),
         }
@@ -141,9 +146,8 @@ impl Registry {
         shard.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The frame of task `id` if it is in its first slot: `Err` when it is
-    /// not (it may be elsewhere), `Ok(None)` when the slot is the task's but
-    /// empty.
+    /// The frame of task `id` if it is in its first slot (`None`: it may be
+    /// elsewhere).
     ///
     /// # Safety
     ///
@@ -156,14 +160,15 @@ impl Registry {
         reason = "the frame belongs to the calling hook's task alone (see Safety)"
     )]
     #[inline(always)]
-    unsafe fn in_first(&self, id: Id) -> Result<Option<&mut TaskFrame>, ()> {
-        let Some(n) = raw(id) else { return Err(()) };
+    unsafe fn in_first(&self, id: Id) -> Option<&mut TaskFrame> {
+        let n = raw(id)?;
         let slot = self.first(n);
         if slot.id.load(Ordering::Acquire) != n {
-            return Err(());
+            return None;
         }
-        // SAFETY: the slot holds `id`; the caller is a hook of `id`.
-        Ok(unsafe { (*slot.frame.get()).as_mut() })
+        // SAFETY: the slot holds `id`, so its frame is initialized; the
+        // caller is a hook of `id`.
+        Some(unsafe { (*slot.frame.get()).assume_init_mut() })
     }
 
     /// The frame of task `id`, wherever it is.
@@ -177,14 +182,14 @@ impl Registry {
     )]
     unsafe fn find(&self, id: Id) -> Option<&mut TaskFrame> {
         // SAFETY: the caller's contract.
-        if let Ok(found) = unsafe { self.in_first(id) } {
-            return found;
+        if let Some(found) = unsafe { self.in_first(id) } {
+            return Some(found);
         }
         if let Some(n) = raw(id) {
             let slot = self.second(n);
             if slot.id.load(Ordering::Acquire) == n {
-                // SAFETY: the slot holds `id`; the caller is a hook of `id`.
-                return unsafe { (*slot.frame.get()).as_mut() };
+                // SAFETY: as in `in_first`.
+                return Some(unsafe { (*slot.frame.get()).assume_init_mut() });
             }
         }
         if self.overflowed.load(Ordering::Acquire) == 0 {
@@ -207,19 +212,27 @@ impl Registry {
         }
         if let Some(n) = raw(id) {
             for slot in [self.first(n), self.second(n)] {
-                let claimed =
+                let held_before =
                     match slot
                         .id
                         .compare_exchange(0, n, Ordering::Acquire, Ordering::Acquire)
                     {
-                        Ok(_) => true,
-                        // A stale frame under a reused id: replaced (and ended).
-                        Err(held) => held == n,
+                        Ok(free) => free,
+                        Err(held) => held,
                     };
+                // Free, or a stale frame under a reused id: replaced (and
+                // ended).
+                let claimed = held_before == 0 || held_before == n;
                 if claimed {
+                    let cell = slot.frame.get();
                     // SAFETY: the slot is claimed for `id`, whose task cannot
-                    // run yet: nothing else touches the frame.
-                    let stale = unsafe { (*slot.frame.get()).replace(frame) };
+                    // run yet: nothing else touches the frame. A slot that
+                    // already held `id` holds its (stale) frame: initialized.
+                    let stale = unsafe {
+                        let stale = (held_before == n).then(|| (*cell).assume_init_read());
+                        (*cell).write(frame);
+                        stale
+                    };
                     drop(stale);
                     return;
                 }
@@ -237,9 +250,14 @@ impl Registry {
     pub(crate) fn before_poll(&self, id: Id) {
         // SAFETY: this is task `id`'s before-poll hook.
         match unsafe { self.in_first(id) } {
-            Ok(Some(frame)) => report(frame.enter()),
-            Ok(None) => {}
-            Err(()) => self.before_poll_elsewhere(id),
+            // SAFETY: tokio calls the after-poll hook on this thread when
+            // the poll returns, with no other poll of this task meanwhile;
+            // polls of other tasks nested in this one (a runtime driven
+            // inside `block_in_place`) run both their hooks within it. Or
+            // the task terminates first, also on this thread, and `end`
+            // leaves the frame.
+            Some(frame) => report(unsafe { frame.enter_paired() }),
+            None => self.before_poll_elsewhere(id),
         }
     }
 
@@ -248,7 +266,8 @@ impl Registry {
     fn before_poll_elsewhere(&self, id: Id) {
         // SAFETY: this is task `id`'s before-poll hook.
         if let Some(frame) = unsafe { self.find(id) } {
-            report(frame.enter());
+            // SAFETY: as in `before_poll`.
+            report(unsafe { frame.enter_paired() });
         }
     }
 
@@ -258,9 +277,13 @@ impl Registry {
     pub(crate) fn after_poll(&self, id: Id) {
         // SAFETY: this is task `id`'s after-poll hook.
         match unsafe { self.in_first(id) } {
-            Ok(Some(frame)) => report(frame.leave()),
-            Ok(None) => {}
-            Err(()) => self.after_poll_elsewhere(id),
+            // SAFETY: `before_poll` entered the frame with `enter_paired` on
+            // this thread, and the poll left every frame it entered (frames
+            // are scoped to the code that enters them, unwinding included).
+            // Had the task terminated in the poll, `terminated` would have
+            // ended its frame and taken it out of the table: not found here.
+            Some(frame) => report(unsafe { frame.leave_paired() }),
+            None => self.after_poll_elsewhere(id),
         }
     }
 
@@ -269,7 +292,8 @@ impl Registry {
     fn after_poll_elsewhere(&self, id: Id) {
         // SAFETY: this is task `id`'s after-poll hook.
         if let Some(frame) = unsafe { self.find(id) } {
-            report(frame.leave());
+            // SAFETY: as in `after_poll`.
+            report(unsafe { frame.leave_paired() });
         }
     }
 
@@ -284,7 +308,9 @@ impl Registry {
                 if slot.id.load(Ordering::Acquire) == n {
                     // SAFETY: the slot holds `id`, and this is task `id`'s
                     // terminate hook (see `impl Sync for Registry`).
-                    taken = unsafe { (*slot.frame.get()).take() };
+                    // The frame is initialized (the slot holds `id`), and
+                    // uninitialized from here on: the slot is freed next.
+                    taken = Some(unsafe { (*slot.frame.get()).assume_init_read() });
                     slot.id.store(0, Ordering::Release);
                     break;
                 }
@@ -393,6 +419,22 @@ impl Hasher for IdHasher {
     }
     fn write_u64(&mut self, n: u64) {
         self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl Drop for Registry {
+    /// Frames of tasks never terminated (a runtime leaked or torn down
+    /// without running its tasks' terminate hooks) are dropped, which ends
+    /// them. No hook runs any more: the registry is only dropped with them.
+    fn drop(&mut self) {
+        for (id, frame) in self.ids.iter_mut().zip(self.frames.iter_mut()) {
+            if *id.get_mut() != 0 {
+                *id.get_mut() = 0;
+                // SAFETY: the slot holds an id, so its frame is initialized;
+                // it is marked free first, so it is dropped once.
+                unsafe { frame.get_mut().assume_init_drop() };
+            }
+        }
     }
 }
 

@@ -59,18 +59,48 @@ thread_local! {
     // without destructor: reading it is a plain thread-local load, and it
     // stays readable while the thread's other thread-locals are destroyed.
     // (The shim's loom version of the macro unwraps the `const` blocks.)
-    static CURRENT: Cell<FramePtr> = const { Cell::new(ptr::null()) };
+    static CURRENT: Current = const {
+        Current {
+            frame: Cell::new(ptr::null()),
+            paired: Cell::new(NO_PAIR),
+        }
+    };
     // The thread's base frame, for code that runs outside any frame.
     static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
 }
+
+/// The thread's current frame, and what `TaskFrame::enter_paired` saved:
+/// one thread-local, so that a paired entry reaches both with one address.
+struct Current {
+    /// The current frame, or null for the base frame.
+    frame: Cell<FramePtr>,
+    /// The frame that was current before the innermost
+    /// `TaskFrame::enter_paired` still entered on this thread, or
+    /// [`NO_PAIR`].
+    paired: Cell<FramePtr>,
+}
+
+/// `Current::paired` when no frame is entered with `enter_paired` on the
+/// thread. Never the address of a frame, nor null (the base frame).
+pub(crate) const NO_PAIR: FramePtr = ptr::NonNull::<RefCell<Frame>>::dangling().as_ptr();
 
 /// Calls `f` with the current frame; `None` when it is the base frame and the
 /// thread's base frame is already destroyed (the thread is exiting).
 #[inline]
 fn with_current<R>(f: impl FnOnce(&RefCell<Frame>) -> R) -> Option<R> {
-    let current = CURRENT.with(Cell::get);
+    match current_framed() {
+        Some(cell) => Some(f(cell)),
+        None => BASE.try_with(f).ok(),
+    }
+}
+
+/// The current frame, unless it is the thread's base frame. Module-private:
+/// callers use the reference at once, within the installation of the frame.
+#[inline]
+fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
+    let current = CURRENT.with(|c| c.frame.get());
     if current.is_null() {
-        return BASE.try_with(f).ok();
+        return None;
     }
     // SAFETY: a non-null `CURRENT` was stored by `install` from a reference
     // to a frame whose owner keeps it in place, alive, until `uninstall` has
@@ -80,13 +110,13 @@ fn with_current<R>(f: impl FnOnce(&RefCell<Frame>) -> R) -> Option<R> {
     // be current on some thread (it leaks it instead). Frames are only ever
     // accessed through their `RefCell`, so only shared references to one
     // exist, and only on the thread where it is current.
-    Some(f(unsafe { &*current }))
+    Some(unsafe { &*current })
 }
 
 /// Whether `frame` is the current frame of this thread.
 #[inline]
 pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
-    ptr::eq(CURRENT.with(Cell::get), frame)
+    ptr::eq(CURRENT.with(|c| c.frame.get()), frame)
 }
 
 // ===== Frame =====
@@ -519,6 +549,19 @@ fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
 /// context is gone, during thread-local destruction).
 #[inline]
 pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
+    // The common case, inline: a frame with nothing deferred.
+    if let Some(cell) = current_framed() {
+        if let Ok(frame) = cell.try_borrow() {
+            if !frame.has_pending() {
+                return f(&frame.mapping);
+            }
+        }
+    }
+    read_slow(f)
+}
+
+/// `read` in the base frame, or with removals to apply first.
+fn read_slow<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     let mut f = Some(f);
     let done = with_current(|cell| {
         let mut frame = cell.try_borrow().ok()?;
@@ -732,7 +775,37 @@ impl fmt::Debug for Entered<'_> {
 /// [`uninstall`] on this thread (see `with_current`).
 #[inline]
 pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
-    CURRENT.with(|c| c.replace(frame))
+    CURRENT.with(|c| c.frame.replace(frame))
+}
+
+/// [`install`] for `TaskFrame::enter_paired`: the previous frame is kept in
+/// the thread-local rather than returned. Returns what that slot held
+/// before ([`NO_PAIR`] unless paired entries nest on this thread).
+#[inline]
+pub(crate) fn install_paired(frame: &RefCell<Frame>) -> FramePtr {
+    CURRENT.with(|c| c.paired.replace(c.frame.replace(frame)))
+}
+
+/// The previous frame saved by [`install_paired`], replaced by `outer` (the
+/// value `install_paired` returned): for `TaskFrame::leave_paired` and
+/// `TaskFrame::end`, which then restore it.
+#[inline]
+pub(crate) fn take_paired(outer: FramePtr) -> FramePtr {
+    CURRENT.with(|c| c.paired.replace(outer))
+}
+
+/// [`restore`] after [`install_paired`]: makes the saved previous frame
+/// current again, and puts `outer` back in its place.
+#[inline]
+pub(crate) fn restore_paired(outer: FramePtr) {
+    // Mutant: the thread's previous frame is lost, not restored.
+    #[cfg(spawn_hooks_mutant = "skip_restore")]
+    CURRENT.with(|c| {
+        c.paired.set(outer);
+        c.frame.set(ptr::null());
+    });
+    #[cfg(not(spawn_hooks_mutant = "skip_restore"))]
+    CURRENT.with(|c| c.frame.set(c.paired.replace(outer)));
 }
 
 /// Step 2, on `frame`, just installed: applies deferred removals and runs
@@ -796,7 +869,7 @@ pub(crate) fn restore(prev: FramePtr) {
         let _ = prev;
         ptr::null()
     };
-    CURRENT.with(|c| c.set(prev));
+    CURRENT.with(|c| c.frame.set(prev));
 }
 
 /// [`uninstall`] of a frame with work to do on the way out.

@@ -131,9 +131,9 @@ impl<T: Send + Sync + 'static> Variable<T> {
     ///
     /// # Panics
     ///
-    /// `f` may read any variable, but must not replace the current frame:
-    /// entering a frame inside `f` (polling a framed future, `sync_scope`,
-    /// `Snapshot::run`) panics, and `set` or `enter` inside `f` fail (their
+    /// `f` may read any variable and run code in other frames (polling a
+    /// framed future, `sync_scope`, `Snapshot::run`), but must not bind in
+    /// the frame it reads: `set` or `enter` inside `f` fail there (their
     /// `try_` forms return an error). Copy the value out with
     /// [`get`](Variable::get) first for that.
     ///

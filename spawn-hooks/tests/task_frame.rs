@@ -114,3 +114,101 @@ fn frames_can_be_entered_inside_a_with_callback() {
     assert_eq!((inside, nested), (Some(1), Some(3)));
     assert_eq!(V.get(), Some(1));
 }
+
+// ===== enter_paired / leave_paired =====
+
+/// `enter_paired`, for the tests below: each leaves (or ends) on this thread
+/// what it enters this way, nested, without moving the task.
+fn enter_paired(task: &mut TaskFrame) {
+    // SAFETY: see above; the callers keep the contract.
+    unsafe { task.enter_paired() }.unwrap();
+}
+
+/// `leave_paired` of a task the test entered with `enter_paired` on this
+/// thread, with every frame entered since left.
+fn leave_paired(task: &mut TaskFrame) {
+    // SAFETY: see above; the callers keep the contract.
+    unsafe { task.leave_paired() }.unwrap();
+}
+
+#[test]
+fn paired_entries_run_the_protocol_like_enter_and_leave() {
+    let log: Log = Arc::default();
+    let _outer = V.set(1);
+    let mut task = frame_with(2);
+    enter_paired(&mut task);
+    assert!(task.is_entered());
+    assert_eq!(V.get(), Some(2));
+    let guard = enter(Hook(log.clone()));
+    leave_paired(&mut task);
+    assert!(!task.is_entered());
+    assert_eq!(V.get(), Some(1));
+    enter_paired(&mut task);
+    assert_eq!(V.get(), Some(2));
+    drop(guard);
+    leave_paired(&mut task);
+    assert_eq!(V.get(), Some(1));
+    assert_eq!(*log.lock().unwrap(), ["yield", "resume", "drop"]);
+}
+
+#[test]
+fn paired_entries_nest_with_each_other_and_with_scoped_frames() {
+    let _outer = V.set(1);
+    let mut a = frame_with(10);
+    let mut b = frame_with(20);
+    enter_paired(&mut a);
+    let inner = Snapshot::empty().run(|| {
+        // A paired entry inside a scoped frame inside a paired entry.
+        enter_paired(&mut b);
+        let seen = V.get();
+        leave_paired(&mut b);
+        (seen, V.get())
+    });
+    assert_eq!(inner, (Some(20), None));
+    assert_eq!(V.get(), Some(10));
+    leave_paired(&mut a);
+    assert_eq!(V.get(), Some(1));
+
+    // Directly nested, twice over, then entered again: the saved frames
+    // come back in order each time.
+    for _ in 0..2 {
+        enter_paired(&mut a);
+        enter_paired(&mut b);
+        assert_eq!(V.get(), Some(20));
+        leave_paired(&mut b);
+        assert_eq!(V.get(), Some(10));
+        leave_paired(&mut a);
+        assert_eq!(V.get(), Some(1));
+    }
+}
+
+#[test]
+fn ending_a_paired_entry_restores_the_frames_around_it() {
+    let log: Log = Arc::default();
+    let _outer = V.set(1);
+    let mut a = frame_with(10);
+    let mut b = frame_with(20);
+    enter_paired(&mut a);
+    enter_paired(&mut b);
+    let _hook = enter(Hook(log.clone()));
+    // The task ends inside its poll (as a completed tokio task does).
+    b.end().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["drop"]);
+    assert_eq!(V.get(), Some(10));
+    leave_paired(&mut a);
+    assert_eq!(V.get(), Some(1));
+    // The thread's pairing is back to empty: a new paired entry works.
+    enter_paired(&mut b);
+    leave_paired(&mut b);
+    assert_eq!(V.get(), Some(1));
+}
+
+#[test]
+fn plain_leave_ignores_a_paired_entry() {
+    let mut task = frame_with(3);
+    enter_paired(&mut task);
+    task.leave().unwrap(); // not entered with `enter`: nothing
+    assert_eq!(V.get(), Some(3));
+    leave_paired(&mut task);
+    assert_eq!(V.get(), None);
+}
