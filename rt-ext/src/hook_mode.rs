@@ -248,52 +248,67 @@ impl Registry {
     /// The before-poll hook.
     #[inline(always)]
     pub(crate) fn before_poll(&self, id: Id) {
+        let enter = |frame: &mut TaskFrame| {
+            // SAFETY: tokio calls the after-poll hook on this thread when the
+            // poll returns, with no other poll of this task meanwhile; polls
+            // of other tasks nested in this one (a runtime driven inside
+            // `block_in_place`) run both their hooks within it. Or the task
+            // terminates first, also on this thread, and `end` leaves the
+            // frame.
+            unsafe { frame.enter_paired() }
+        };
         // SAFETY: this is task `id`'s before-poll hook.
-        match unsafe { self.in_first(id) } {
-            // SAFETY: tokio calls the after-poll hook on this thread when
-            // the poll returns, with no other poll of this task meanwhile;
-            // polls of other tasks nested in this one (a runtime driven
-            // inside `block_in_place`) run both their hooks within it. Or
-            // the task terminates first, also on this thread, and `end`
-            // leaves the frame.
-            Some(frame) => report(unsafe { frame.enter_paired() }),
-            None => self.before_poll_elsewhere(id),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn before_poll_elsewhere(&self, id: Id) {
-        // SAFETY: this is task `id`'s before-poll hook.
-        if let Some(frame) = unsafe { self.find(id) } {
-            // SAFETY: as in `before_poll`.
-            report(unsafe { frame.enter_paired() });
-        }
+        unsafe { self.on_frame(id, enter) }
     }
 
     /// The after-poll hook. When the task completed in this poll, its frame
     /// was ended and removed by the terminate hook: nothing is found.
     #[inline(always)]
     pub(crate) fn after_poll(&self, id: Id) {
-        // SAFETY: this is task `id`'s after-poll hook.
-        match unsafe { self.in_first(id) } {
+        let leave = |frame: &mut TaskFrame| {
             // SAFETY: `before_poll` entered the frame with `enter_paired` on
             // this thread, and the poll left every frame it entered (frames
             // are scoped to the code that enters them, unwinding included).
             // Had the task terminated in the poll, `terminated` would have
             // ended its frame and taken it out of the table: not found here.
-            Some(frame) => report(unsafe { frame.leave_paired() }),
-            None => self.after_poll_elsewhere(id),
+            unsafe { frame.leave_paired() }
+        };
+        // SAFETY: this is task `id`'s after-poll hook.
+        unsafe { self.on_frame(id, leave) }
+    }
+
+    /// Calls `f` with task `id`'s frame, if it has one, and reports its
+    /// panic. The frame in its first slot is found inline; anything else is
+    /// out of line.
+    ///
+    /// # Safety
+    ///
+    /// As for `in_first`: from a hook of task `id`.
+    #[inline(always)]
+    unsafe fn on_frame(&self, id: Id, f: impl FnOnce(&mut TaskFrame) -> Result<(), CaughtPanic>) {
+        // SAFETY: the caller's contract.
+        match unsafe { self.in_first(id) } {
+            Some(frame) => report(f(frame)),
+            // SAFETY: the caller's contract.
+            None => unsafe { self.on_frame_elsewhere(id, f) },
         }
     }
 
+    /// `on_frame` for a frame not in its first slot.
+    ///
+    /// # Safety
+    ///
+    /// As for `in_first`.
     #[cold]
     #[inline(never)]
-    fn after_poll_elsewhere(&self, id: Id) {
-        // SAFETY: this is task `id`'s after-poll hook.
+    unsafe fn on_frame_elsewhere(
+        &self,
+        id: Id,
+        f: impl FnOnce(&mut TaskFrame) -> Result<(), CaughtPanic>,
+    ) {
+        // SAFETY: the caller's contract.
         if let Some(frame) = unsafe { self.find(id) } {
-            // SAFETY: as in `after_poll`.
-            report(unsafe { frame.leave_paired() });
+            report(f(frame));
         }
     }
 

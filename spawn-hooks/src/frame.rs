@@ -107,7 +107,9 @@ fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
     // put the previous pointer back: `Entered` borrows its frame for its whole
     // life and uninstalls in `Drop` (it is never leaked while installed);
     // `TaskFrame` boxes its frame and never frees the box while the frame may
-    // be current on some thread (it leaks it instead). Frames are only ever
+    // be current on some thread (it leaks it instead; after `enter_paired`
+    // the caller of that unsafe method guarantees it is left or ended on
+    // this thread first). Frames are only ever
     // accessed through their `RefCell`, so only shared references to one
     // exist, and only on the thread where it is current.
     Some(unsafe { &*current })

@@ -8,6 +8,11 @@
 //! before the poll, [`leave`](TaskFrame::leave) after it, [`end`](TaskFrame::end)
 //! when the task is done.
 //!
+//! An executor whose callbacks are guaranteed to pair up on the polling
+//! thread (tokio's are) can use [`enter_paired`](TaskFrame::enter_paired)
+//! and [`leave_paired`](TaskFrame::leave_paired) instead, which store nothing
+//! to the heap before the poll.
+//!
 //! None of these methods unwinds: a panic of a hook or of a destructor is
 //! caught and returned, because they run inside the executor's own code.
 
@@ -49,8 +54,9 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// calling thread's current frame, and a frame that may still be current
 /// somewhere is leaked rather than freed.
 ///
-/// Entering costs a thread-local pointer swap (and the `on_resume` calls of
-/// its hooks, if any); leaving, the same.
+/// Entering costs a thread-local pointer swap and a store of the previous
+/// pointer into the task's frame (and the `on_resume` calls of its hooks, if
+/// any); leaving, the same.
 ///
 /// # Examples
 ///
