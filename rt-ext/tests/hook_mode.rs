@@ -343,3 +343,63 @@ fn more_live_tasks_than_slots_each_keep_their_own_frame() {
     );
     assert_eq!(settled_frames(rt), Some(0), "frames were kept");
 }
+
+/// A runtime driven inside `block_in_place` polls its tasks on the worker
+/// thread, inside the poll of the task that called it: their frames are
+/// entered and left nested in that task's frame, and every frame comes back
+/// in order (the inner task binds and yields; the outer task and the runtime
+/// around it see their own values before, between and after).
+#[test]
+fn task_polls_nested_in_a_task_poll_keep_their_frames_apart() {
+    // Between polls a worker is back in its base frame: checked each time a
+    // worker parks (a wrong frame left installed reads a value, or worse).
+    static PARKED_WITH_A_VALUE: AtomicUsize = AtomicUsize::new(0);
+    static PARKS: AtomicUsize = AtomicUsize::new(0);
+    let outer = ctx::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_thread_park(|| {
+            PARKS.fetch_add(1, Ordering::Relaxed);
+            if REQUEST.get().is_some() {
+                PARKED_WITH_A_VALUE.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .build()
+        .unwrap();
+    let (nested, after, sibling) = outer.block_on(async {
+        let _root = REQUEST.set(1);
+        let nested = third_party::spawn_worker(async {
+            let _own = REQUEST.set(2);
+            yield_once().await;
+            let inside = tokio::task::block_in_place(|| {
+                let inner = ctx::Builder::new_current_thread().build().unwrap();
+                let from_inner_task = inner.block_on(async {
+                    third_party::spawn_worker(async {
+                        let inherited = REQUEST.get();
+                        let _b = REQUEST.set(3);
+                        yield_once().await;
+                        (inherited, REQUEST.get())
+                    })
+                    .await
+                    .unwrap()
+                });
+                (from_inner_task, REQUEST.get())
+            });
+            yield_once().await;
+            (inside, REQUEST.get())
+        })
+        .await
+        .unwrap();
+        let after = REQUEST.get();
+        let sibling = third_party::spawn_worker(async { REQUEST.get() })
+            .await
+            .unwrap();
+        (nested, after, sibling)
+    });
+    // The inner task inherited the outer task's value, bound its own, and
+    // the outer task's frame was back after the inner runtime returned.
+    assert_eq!(nested, (((Some(2), Some(3)), Some(2)), Some(2)));
+    assert_eq!((after, sibling), (Some(1), Some(1)));
+    drop(outer);
+    assert!(PARKS.load(Ordering::Relaxed) > 0);
+    assert_eq!(PARKED_WITH_A_VALUE.load(Ordering::Relaxed), 0);
+}
