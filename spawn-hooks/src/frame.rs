@@ -354,18 +354,19 @@ impl Frame {
 
     /// Puts called hooks back, after those registered meanwhile (which are
     /// newer). Returns the hooks to drop (those that panicked, and those whose
-    /// guard dropped meanwhile) and whether any hook was registered meanwhile.
-    fn put_hooks(&mut self, mut list: Vec<HookSlot>) -> (Vec<Removed>, bool) {
+    /// guard dropped meanwhile) and whether any hook was registered meanwhile;
+    /// `None` when nothing changed while the hooks were out.
+    fn put_hooks(&mut self, mut list: Vec<HookSlot>) -> Option<(Vec<Removed>, bool)> {
         let Some(ext) = self.ext.as_deref_mut() else {
             let gone = list.drain(..).map(HookSlot::into_removed).collect();
-            return (gone, false);
+            return Some((gone, false));
         };
         ext.hooks_out = false;
         let added = !ext.hooks.is_empty();
         if !added && ext.removed_out.is_empty() && !list.iter().any(|h| h.poisoned) {
             // The common case: nothing changed while the hooks were out.
             ext.hooks = list;
-            return (Vec::new(), false);
+            return None;
         }
         if added {
             list.append(&mut ext.hooks);
@@ -383,7 +384,7 @@ impl Frame {
             }
         }
         ext.hooks = list;
-        (gone, added)
+        Some((gone, added))
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
@@ -535,7 +536,20 @@ fn rethrow(payload: Option<Payload>) {
 // ===== reading and binding from the current frame =====
 
 /// Applies removals deferred by guards dropped away from their frame.
+#[inline]
 fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
+    // The common case, inline: nothing deferred (checked without the
+    // borrow flag, as `has_registrations` does).
+    // SAFETY: as in `has_registrations`.
+    if !unsafe { &*cell.as_ptr() }.has_pending() {
+        return None;
+    }
+    settle_pending(cell)
+}
+
+#[cold]
+#[inline(never)]
+fn settle_pending(cell: &RefCell<Frame>) -> Option<Payload> {
     let removed = match cell.try_borrow_mut() {
         Ok(mut frame) if frame.has_pending() => frame.take_pending(),
         _ => return None,
@@ -924,31 +938,31 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
         let Some(mut list) = cell.borrow_mut().take_hooks() else {
             return;
         };
-        let mut call = |slot: &mut HookSlot| {
+        let n = list.len();
+        for k in 0..n {
+            // `on_resume` oldest first, `on_yield` newest first.
+            let slot = &mut list[if due { n - 1 - k } else { k }];
             if slot.entered != due || slot.poisoned || removed_meanwhile(cell, slot.id) {
-                return;
+                continue;
             }
-            let hook = &mut slot.hook;
-            match catch(|| match phase {
-                Phase::Resume => hook.on_resume(),
-                Phase::Yield => hook.on_yield(),
-            }) {
+            let hook = &mut *slot.hook;
+            let called = match phase {
+                Phase::Resume => catch(|| hook.on_resume()),
+                Phase::Yield => catch(|| hook.on_yield()),
+            };
+            match called {
                 Ok(()) => slot.entered = !due,
                 Err(p) => {
                     panic.get_or_insert(p);
                     slot.poisoned = true;
                 }
             }
-        };
-        match phase {
-            Phase::Resume => list.iter_mut().for_each(&mut call),
-            Phase::Yield => list.iter_mut().rev().for_each(&mut call),
         }
-        let (gone, added) = cell.borrow_mut().put_hooks(list);
-        if !gone.is_empty() {
-            for removed in gone {
-                keep_first(panic, removed.finish());
-            }
+        let Some((gone, added)) = cell.borrow_mut().put_hooks(list) else {
+            return;
+        };
+        for removed in gone {
+            keep_first(panic, removed.finish());
         }
         // Hooks registered by a callback are entered: on the way out they
         // are due too (on the way in they are skipped).
@@ -962,11 +976,13 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
 /// earlier callback of the same pass): then it is not called again.
 #[inline]
 fn removed_meanwhile(cell: &RefCell<Frame>, id: u64) -> bool {
-    cell.try_borrow().is_ok_and(|f| {
-        f.ext
-            .as_deref()
-            .is_some_and(|e| !e.removed_out.is_empty() && e.removed_out.contains(&id))
-    })
+    // SAFETY: as in `has_registrations`: no `RefMut` of the frame is held
+    // between two hook calls, and the reference is dropped on return.
+    let frame = unsafe { &*cell.as_ptr() };
+    frame
+        .ext
+        .as_deref()
+        .is_some_and(|e| !e.removed_out.is_empty() && e.removed_out.contains(&id))
 }
 
 /// Drops what is left in the current frame, newest hook first, then newest
