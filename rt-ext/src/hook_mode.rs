@@ -47,6 +47,7 @@ use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::mem::MaybeUninit;
+use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -60,17 +61,17 @@ const SLOTS: usize = 4096;
 /// Shards of the overflow map: a power of two.
 pub(crate) const SHARDS: usize = 16;
 
-type Overflow = HashMap<Id, Box<TaskFrame>, BuildHasherDefault<IdHasher>>;
+type Overflow = HashMap<Id, Box<Parked>, BuildHasherDefault<IdHasher>>;
 
 /// Task id → frame, for one runtime.
 pub(crate) struct Registry {
     /// Slot `i`: free (0), or the id of the live task whose frame is in
-    /// `frames[i]`. Two arrays in place (the registry itself is in an `Arc`)
-    /// rather than one array of pairs behind a pointer: a hook reaches both
-    /// with one indexed load each, and the ids, read by every poll but
-    /// written only at spawn and termination, share no cache line with the
-    /// frames.
+    /// `frames[i]`. Arrays in place (the registry itself is in an `Arc`)
+    /// rather than one array of triples behind a pointer: a hook reaches each
+    /// with one indexed load.
     ids: [AtomicU64; SLOTS],
+    /// Slot `i`: who is using the frame (see [`Owner`]).
+    owners: [Owner; SLOTS],
     /// Initialized exactly while `ids[i]` is not 0: written by the spawner
     /// that claimed the slot before its task can run, moved out by the
     /// task's terminate hook before the slot is freed. No hook then needs to
@@ -84,58 +85,126 @@ pub(crate) struct Registry {
     overflowed: AtomicUsize,
 }
 
-/// One slot: its id and its frame.
-#[derive(Clone, Copy)]
-struct Slot<'a> {
-    id: &'a AtomicU64,
-    frame: &'a UnsafeCell<MaybeUninit<TaskFrame>>,
+/// Who is using a task's frame: 0, or a token of the thread between its
+/// before-poll hook and the end of its after-poll hook.
+///
+/// tokio calls the after-poll hook after the task's poll has returned and
+/// the task has been made idle, so a task woken during its poll can be
+/// polled again on another worker (its before-poll hook running) while the
+/// first worker is still in the after-poll hook, or be cancelled there (its
+/// terminate hook running). The frame is not `Sync`, and those hooks must not
+/// overlap: the before-poll and terminate hooks wait until the owner is 0
+/// (or themselves), before-poll then claims it, and the after-poll hook
+/// releases it as the last thing it does.
+type Owner = AtomicUsize;
+
+/// A task's frame where the overflow map keeps it.
+struct Parked {
+    owner: Owner,
+    frame: TaskFrame,
 }
 
-// SAFETY: a slot's frame is only read or written by the hooks of the task
-// whose id the slot holds (or by the spawner that is claiming it, before the
-// task can run). A slot is claimed by a compare-and-swap of `id` from 0
+/// Where a task's frame is: its owner word and the frame. Only pointers:
+/// no reference to the frame is made before the hook owns it.
+#[derive(Clone, Copy)]
+struct Found<'a> {
+    owner: &'a Owner,
+    frame: *mut TaskFrame,
+}
+
+// SAFETY: a slot's frame is only used by the hooks of the task whose id the
+// slot holds (or by the spawner that is claiming it, before the task can run),
+// and by one hook at a time: the spawn hook runs before the task is scheduled;
+// the before-poll and terminate hooks wait for the slot's `Owner` to be
+// released (Acquire) by the after-poll hook of the previous poll (Release);
+// the after-poll hook of a poll runs after that poll's before-poll hook, on
+// the same thread. A slot is claimed by a compare-and-swap of `id` from 0
 // (Acquire: it sees the frame its previous task took out) and freed by storing
-// 0 (Release) after the frame is taken out. tokio runs one task's hooks one at
-// a time (spawn before the task is scheduled, then polls and termination under
-// the task's running state), which orders them for the owner, and task ids are
-// unique among live tasks (`raw` keeps them exact). `TaskFrame` is `Send`.
+// 0 (Release) after the frame is taken out. Task ids are unique among live
+// tasks (`raw` keeps them exact). `TaskFrame` is `Send`.
 unsafe impl Sync for Registry {}
 
 /// One shard of the overflow map, on its own cache lines.
 #[repr(align(128))]
 struct Shard(Mutex<Overflow>);
 
+thread_local! {
+    /// Its address tells threads apart in an [`Owner`].
+    static TOKEN: u8 = const { 0 };
+}
+
+/// This thread's token for an [`Owner`]: never 0.
+#[inline(always)]
+fn token() -> usize {
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
+impl Found<'_> {
+    /// Waits until no other thread uses the frame (the after-poll hook of
+    /// the previous poll may still be running on another worker).
+    #[inline(always)]
+    fn wait_free(self, me: usize) {
+        let owner = self.owner.load(Ordering::Acquire);
+        if owner != 0 && owner != me {
+            wait_released(self.owner, me);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn wait_released(owner: &Owner, me: usize) {
+    let mut spins = 0u32;
+    loop {
+        let held = owner.load(Ordering::Acquire);
+        if held == 0 || held == me {
+            return;
+        }
+        // The holder is finishing an after-poll hook: spin briefly, then
+        // let it run if it was preempted.
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
 impl Registry {
     pub(crate) fn new() -> Registry {
         Registry {
             ids: std::array::from_fn(|_| AtomicU64::new(0)),
+            owners: std::array::from_fn(|_| AtomicUsize::new(0)),
             frames: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
             overflow: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
             overflowed: AtomicUsize::new(0),
         }
     }
 
-    /// The first slot task `n` may have: sequential ids fill the table in
-    /// turn.
+    /// The index of the first slot task `n` may have: sequential ids fill
+    /// the table in turn.
     #[inline(always)]
-    fn first(&self, n: u64) -> Slot<'_> {
-        self.slot((n as usize) & (SLOTS - 1))
+    fn first(n: u64) -> usize {
+        (n as usize) & (SLOTS - 1)
     }
 
-    #[inline(always)]
-    fn slot(&self, i: usize) -> Slot<'_> {
-        Slot {
-            id: &self.ids[i],
-            frame: &self.frames[i],
-        }
-    }
-
-    /// The second slot task `n` may have, scattered so that a long-lived
-    /// task does not keep the same two slots taken for every id that comes
-    /// round to its first one.
-    fn second(&self, n: u64) -> Slot<'_> {
+    /// The index of the second slot task `n` may have, scattered so that a
+    /// long-lived task does not keep the same two slots taken for every id
+    /// that comes round to its first one.
+    fn second(n: u64) -> usize {
         let scattered = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros());
-        self.slot((scattered as usize) & (SLOTS - 1))
+        (scattered as usize) & (SLOTS - 1)
+    }
+
+    /// Slot `i`, whose id has been seen to be its task's.
+    #[inline(always)]
+    fn found(&self, i: usize) -> Found<'_> {
+        Found {
+            owner: &self.owners[i],
+            // The slot holds an id, so its frame is initialized.
+            frame: self.frames[i].get().cast::<TaskFrame>(),
+        }
     }
 
     fn shard(&self, id: Id) -> MutexGuard<'_, Overflow> {
@@ -147,60 +216,41 @@ impl Registry {
     }
 
     /// The frame of task `id` if it is in its first slot (`None`: it may be
-    /// elsewhere).
-    ///
-    /// # Safety
-    ///
-    /// Only from a hook of task `id` (before-poll, after-poll or terminate),
-    /// and the frame is not used after that hook returns: only the task's own
-    /// hooks touch its frame, and tokio runs them one at a time (see `impl
-    /// Sync for Registry`).
-    #[expect(
-        clippy::mut_from_ref,
-        reason = "the frame belongs to the calling hook's task alone (see Safety)"
-    )]
+    /// elsewhere). Call only from a hook of task `id`: a slot holds a given
+    /// id from that task's spawn to its termination.
     #[inline(always)]
-    unsafe fn in_first(&self, id: Id) -> Option<&mut TaskFrame> {
+    fn in_first(&self, id: Id) -> Option<Found<'_>> {
         let n = raw(id)?;
-        let slot = self.first(n);
-        if slot.id.load(Ordering::Acquire) != n {
-            return None;
-        }
-        // SAFETY: the slot holds `id`, so its frame is initialized; the
-        // caller is a hook of `id`.
-        Some(unsafe { (*slot.frame.get()).assume_init_mut() })
+        let i = Registry::first(n);
+        (self.ids[i].load(Ordering::Acquire) == n).then(|| self.found(i))
     }
 
-    /// The frame of task `id`, wherever it is.
-    ///
-    /// # Safety
-    ///
-    /// As for `in_first`.
-    #[expect(
-        clippy::mut_from_ref,
-        reason = "the frame belongs to the calling hook's task alone (see Safety)"
-    )]
-    unsafe fn find(&self, id: Id) -> Option<&mut TaskFrame> {
-        // SAFETY: the caller's contract.
-        if let Some(found) = unsafe { self.in_first(id) } {
-            return Some(found);
-        }
+    /// The frame of task `id`, wherever it is; with the slot index when it
+    /// is in the table. As for `in_first`: only from a hook of task `id`.
+    fn find(&self, id: Id) -> Option<(Found<'_>, Option<usize>)> {
         if let Some(n) = raw(id) {
-            let slot = self.second(n);
-            if slot.id.load(Ordering::Acquire) == n {
-                // SAFETY: as in `in_first`.
-                return Some(unsafe { (*slot.frame.get()).assume_init_mut() });
+            for i in [Registry::first(n), Registry::second(n)] {
+                if self.ids[i].load(Ordering::Acquire) == n {
+                    return Some((self.found(i), Some(i)));
+                }
             }
         }
         if self.overflowed.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let frame: *mut TaskFrame = &mut **self.shard(id).get_mut(&id)?;
-        // SAFETY: boxed, the frame stays in place when the map changes, and
-        // only task `id` removes it (in its terminate hook, which cannot run
-        // during the caller's hook); the caller is a hook of `id`. The lock
-        // is released before the frame is used (its hooks may run).
-        Some(unsafe { &mut *frame })
+        let parked: *const Parked = &**self.shard(id).get(&id)?;
+        // SAFETY: boxed, the entry stays in place when the map changes, and
+        // only task `id`'s terminate hook removes it, after waiting for its
+        // owner word to be free, so not while the caller (a hook of `id`)
+        // uses it. The lock is released before the frame is used.
+        let parked = unsafe { &*parked };
+        Some((
+            Found {
+                owner: &parked.owner,
+                frame: ptr::addr_of!(parked.frame).cast_mut(),
+            },
+            None,
+        ))
     }
 
     /// The spawn hook: on the spawning thread, before the task can be polled.
@@ -211,20 +261,20 @@ impl Registry {
             drop(self.remove_overflow(id));
         }
         if let Some(n) = raw(id) {
-            for slot in [self.first(n), self.second(n)] {
-                let held_before =
-                    match slot
-                        .id
-                        .compare_exchange(0, n, Ordering::Acquire, Ordering::Acquire)
-                    {
-                        Ok(free) => free,
-                        Err(held) => held,
-                    };
+            for i in [Registry::first(n), Registry::second(n)] {
+                let held_before = match self.ids[i].compare_exchange(
+                    0,
+                    n,
+                    Ordering::Acquire,
+                    Ordering::Acquire,
+                ) {
+                    Ok(free) => free,
+                    Err(held) => held,
+                };
                 // Free, or a stale frame under a reused id: replaced (and
                 // ended).
-                let claimed = held_before == 0 || held_before == n;
-                if claimed {
-                    let cell = slot.frame.get();
+                if held_before == 0 || held_before == n {
+                    let cell = self.frames[i].get();
                     // SAFETY: the slot is claimed for `id`, whose task cannot
                     // run yet: nothing else touches the frame. A slot that
                     // already held `id` holds its (stale) frame: initialized.
@@ -233,116 +283,123 @@ impl Registry {
                         (*cell).write(frame);
                         stale
                     };
+                    self.owners[i].store(0, Ordering::Relaxed);
                     drop(stale);
                     return;
                 }
             }
         }
-        let stale = self.shard(id).insert(id, Box::new(frame));
+        let parked = Box::new(Parked {
+            owner: AtomicUsize::new(0),
+            frame,
+        });
+        let stale = self.shard(id).insert(id, parked);
         if stale.is_none() {
             self.overflowed.fetch_add(1, Ordering::AcqRel);
         }
         drop(stale);
     }
 
-    /// The before-poll hook.
+    /// The before-poll hook: waits for the frame to be free, claims it and
+    /// enters it.
     #[inline(always)]
     pub(crate) fn before_poll(&self, id: Id) {
-        let enter = |frame: &mut TaskFrame| {
-            // SAFETY: tokio calls the after-poll hook on this thread when the
-            // poll returns, with no other poll of this task meanwhile; polls
-            // of other tasks nested in this one (a runtime driven inside
-            // `block_in_place`) run both their hooks within it. Or the task
-            // terminates first, also on this thread, and `end` leaves the
-            // frame.
-            unsafe { frame.enter_paired() }
-        };
-        // SAFETY: this is task `id`'s before-poll hook.
-        unsafe { self.on_frame(id, enter) }
-    }
-
-    /// The after-poll hook. When the task completed in this poll, its frame
-    /// was ended and removed by the terminate hook: nothing is found.
-    #[inline(always)]
-    pub(crate) fn after_poll(&self, id: Id) {
-        let leave = |frame: &mut TaskFrame| {
-            // SAFETY: `before_poll` entered the frame with `enter_paired` on
-            // this thread, and the poll left every frame it entered (frames
-            // are scoped to the code that enters them, unwinding included).
-            // Had the task terminated in the poll, `terminated` would have
-            // ended its frame and taken it out of the table: not found here.
-            unsafe { frame.leave_paired() }
-        };
-        // SAFETY: this is task `id`'s after-poll hook.
-        unsafe { self.on_frame(id, leave) }
-    }
-
-    /// Calls `f` with task `id`'s frame, if it has one, and reports its
-    /// panic. The frame in its first slot is found inline; anything else is
-    /// out of line.
-    ///
-    /// # Safety
-    ///
-    /// As for `in_first`: from a hook of task `id`.
-    #[inline(always)]
-    unsafe fn on_frame(&self, id: Id, f: impl FnOnce(&mut TaskFrame) -> Result<(), CaughtPanic>) {
-        // SAFETY: the caller's contract.
-        match unsafe { self.in_first(id) } {
-            Some(frame) => report(f(frame)),
-            // SAFETY: the caller's contract.
-            None => unsafe { self.on_frame_elsewhere(id, f) },
+        match self.in_first(id) {
+            Some(found) => Registry::enter(found),
+            None => self.before_poll_elsewhere(id),
         }
     }
 
-    /// `on_frame` for a frame not in its first slot.
-    ///
-    /// # Safety
-    ///
-    /// As for `in_first`.
     #[cold]
     #[inline(never)]
-    unsafe fn on_frame_elsewhere(
-        &self,
-        id: Id,
-        f: impl FnOnce(&mut TaskFrame) -> Result<(), CaughtPanic>,
-    ) {
-        // SAFETY: the caller's contract.
-        if let Some(frame) = unsafe { self.find(id) } {
-            report(f(frame));
+    fn before_poll_elsewhere(&self, id: Id) {
+        if let Some((found, _)) = self.find(id) {
+            Registry::enter(found);
         }
+    }
+
+    #[inline(always)]
+    fn enter(found: Found<'_>) {
+        let me = token();
+        // Never this thread's own token: a task is not polled inside its own
+        // poll.
+        if found.owner.load(Ordering::Acquire) != 0 {
+            wait_released(found.owner, me);
+        }
+        found.owner.store(me, Ordering::Relaxed);
+        // SAFETY: this hook owns the frame now (see `Owner`), and it is
+        // initialized. tokio calls the after-poll hook on this thread when
+        // the poll returns, with no other poll of this task meanwhile; polls
+        // of other tasks nested in this one (a runtime driven inside
+        // `block_in_place`) run both their hooks within it. Or the task
+        // terminates first, also on this thread, and `end` leaves the frame.
+        report(unsafe { (*found.frame).enter_paired() });
+    }
+
+    /// The after-poll hook: leaves the frame and releases it. When the task
+    /// completed in this poll, its frame was ended and removed by the
+    /// terminate hook: nothing is found.
+    #[inline(always)]
+    pub(crate) fn after_poll(&self, id: Id) {
+        match self.in_first(id) {
+            Some(found) => Registry::leave(found),
+            None => self.after_poll_elsewhere(id),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn after_poll_elsewhere(&self, id: Id) {
+        if let Some((found, _)) = self.find(id) {
+            Registry::leave(found);
+        }
+    }
+
+    #[inline(always)]
+    fn leave(found: Found<'_>) {
+        // SAFETY: this thread's before-poll hook claimed the frame (nobody
+        // else uses it until the release below) and entered it with
+        // `enter_paired`; the poll left every frame it entered (frames are
+        // scoped to the code that enters them, unwinding included). Had the
+        // task terminated in the poll, `terminated` would have ended its
+        // frame and taken it out of the table: not found here.
+        report(unsafe { (*found.frame).leave_paired() });
+        found.owner.store(0, Ordering::Release);
     }
 
     /// The terminate hook: inside the last poll on completion (the frame is
-    /// then entered on this thread), or on its own for a task cancelled
-    /// without a poll. Ids of tasks never spawned here (`spawn_blocking`) are
-    /// not found and ignored.
+    /// then entered on this thread, which owns it), or on its own for a task
+    /// cancelled without a poll (then after waiting for an after-poll hook
+    /// that may still run on another worker). Ids of tasks never spawned here
+    /// (`spawn_blocking`) are not found and ignored.
     pub(crate) fn terminated(&self, id: Id) {
-        let mut taken = None;
-        if let Some(n) = raw(id) {
-            for slot in [self.first(n), self.second(n)] {
-                if slot.id.load(Ordering::Acquire) == n {
-                    // SAFETY: the slot holds `id`, and this is task `id`'s
-                    // terminate hook (see `impl Sync for Registry`).
-                    // The frame is initialized (the slot holds `id`), and
-                    // uninitialized from here on: the slot is freed next.
-                    taken = Some(unsafe { (*slot.frame.get()).assume_init_read() });
-                    slot.id.store(0, Ordering::Release);
-                    break;
-                }
+        let Some((found, slot)) = self.find(id) else {
+            return;
+        };
+        found.wait_free(token());
+        let taken = match slot {
+            Some(i) => {
+                // SAFETY: the frame is initialized (the slot holds `id`) and
+                // this hook owns it; it is moved out and the slot freed, so
+                // it is uninitialized from here on.
+                let frame = unsafe { found.frame.read() };
+                self.owners[i].store(0, Ordering::Relaxed);
+                self.ids[i].store(0, Ordering::Release);
+                frame
             }
-        }
-        if taken.is_none() && self.overflowed.load(Ordering::Acquire) != 0 {
-            taken = self.remove_overflow(id).map(|b| *b);
-        }
+            None => match self.remove_overflow(id) {
+                Some(parked) => parked.frame,
+                None => return,
+            },
+        };
         // Ended (torn down with its hooks entered) outside the table: the
         // frame's own storage is boxed, so moving the `TaskFrame` out is fine
         // even while it is current.
-        if let Some(mut frame) = taken {
-            report(frame.end());
-        }
+        let mut frame = taken;
+        report(frame.end());
     }
 
-    fn remove_overflow(&self, id: Id) -> Option<Box<TaskFrame>> {
+    fn remove_overflow(&self, id: Id) -> Option<Box<Parked>> {
         let removed = self.shard(id).remove(&id);
         if removed.is_some() {
             self.overflowed.fetch_sub(1, Ordering::AcqRel);

@@ -403,3 +403,100 @@ fn task_polls_nested_in_a_task_poll_keep_their_frames_apart() {
     assert!(PARKS.load(Ordering::Relaxed) > 0);
     assert_eq!(PARKED_WITH_A_VALUE.load(Ordering::Relaxed), 0);
 }
+
+/// A lifecycle hook that panics in a plain task cannot unwind into tokio's
+/// worker loop: the panic is caught, the hook is dropped, the task goes on
+/// and the worker stays clean.
+#[test]
+fn a_hook_panicking_in_a_plain_task_is_dropped_and_the_task_goes_on() {
+    struct PanicsOnYield(Arc<AtomicUsize>);
+    impl Lifecycle for PanicsOnYield {
+        fn on_yield(&mut self) {
+            panic!("hook panics on yield");
+        }
+        fn on_resume(&mut self) {}
+    }
+    impl Drop for PanicsOnYield {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    for rt in &runtimes()[1..] {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let (done, clean) = rt.block_on(async move {
+            let done = third_party::spawn_worker(async move {
+                let _r = REQUEST.set(7);
+                let guard = ctx::enter(PanicsOnYield(d));
+                yield_once().await;
+                yield_once().await;
+                drop(guard); // the hook is gone already: nothing to remove
+                REQUEST.get()
+            })
+            .await
+            .unwrap();
+            let clean = third_party::spawn_worker(async { REQUEST.get() })
+                .await
+                .unwrap();
+            (done, clean)
+        });
+        assert_eq!((done, clean), (Some(7), None));
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(settled_frames(rt), Some(0));
+    }
+}
+
+/// tokio calls the after-poll hook once the task is already idle, so a task
+/// that woke itself can be polled again on another worker while the first
+/// one is still in its after-poll hook. The second poll must wait: a hook's
+/// `on_resume` (on the new worker) never overlaps its `on_yield` (on the
+/// old one), and the frame is never used by two threads at once.
+#[test]
+fn the_next_poll_on_another_worker_waits_for_the_previous_after_poll_hook() {
+    #[derive(Clone, Default)]
+    struct Shared {
+        in_yield: Arc<AtomicUsize>,
+        overlaps: Arc<AtomicUsize>,
+        yields: Arc<AtomicUsize>,
+    }
+    struct SlowYield(Shared);
+    impl Lifecycle for SlowYield {
+        fn on_yield(&mut self) {
+            self.0.in_yield.fetch_add(1, Ordering::SeqCst);
+            // Long enough for the other worker to steal the woken task.
+            thread::sleep(Duration::from_millis(3));
+            self.0.yields.fetch_add(1, Ordering::SeqCst);
+            self.0.in_yield.fetch_sub(1, Ordering::SeqCst);
+        }
+        fn on_resume(&mut self) {
+            if self.0.in_yield.load(Ordering::SeqCst) != 0 {
+                self.0.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+    let rt = &runtimes()[1];
+    let shared = Shared::default();
+    let s = shared.clone();
+    let seen = rt.block_on(async move {
+        third_party::spawn_worker(async move {
+            let _r = REQUEST.set(9);
+            let _h = ctx::enter(SlowYield(s));
+            let mut seen = Vec::new();
+            for _ in 0..40 {
+                yield_once().await;
+                seen.push(REQUEST.get());
+            }
+            seen
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(seen, vec![Some(9); 40]);
+    assert_eq!(shared.yields.load(Ordering::SeqCst), 40);
+    assert_eq!(
+        shared.overlaps.load(Ordering::SeqCst),
+        0,
+        "on_resume ran during on_yield"
+    );
+    assert_eq!(settled_frames(rt), Some(0));
+}
