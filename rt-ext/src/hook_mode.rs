@@ -85,17 +85,18 @@ pub(crate) struct Registry {
     overflowed: AtomicUsize,
 }
 
-/// Who is using a task's frame: 0, or a token of the thread between its
-/// before-poll hook and the end of its after-poll hook.
+/// Whether a thread uses a task's frame (1) or not (0): from its before-poll
+/// hook to the end of its after-poll hook.
 ///
 /// tokio calls the after-poll hook after the task's poll has returned and
 /// the task has been made idle, so a task woken during its poll can be
 /// polled again on another worker (its before-poll hook running) while the
 /// first worker is still in the after-poll hook, or be cancelled there (its
 /// terminate hook running). The frame is not `Sync`, and those hooks must not
-/// overlap: the before-poll and terminate hooks wait until the owner is 0
-/// (or themselves), before-poll then claims it, and the after-poll hook
-/// releases it as the last thing it does.
+/// overlap: the before-poll hook waits until the word is 0 and claims it,
+/// the after-poll hook releases it as the last thing it does, and the
+/// terminate hook waits for it unless it runs inside the task's own poll on
+/// this thread (the frame is then current here).
 type Owner = AtomicUsize;
 
 /// A task's frame where the overflow map keeps it.
@@ -128,40 +129,13 @@ unsafe impl Sync for Registry {}
 #[repr(align(128))]
 struct Shard(Mutex<Overflow>);
 
-thread_local! {
-    /// Its address tells threads apart in an [`Owner`].
-    static TOKEN: u8 = const { 0 };
-}
-
-/// This thread's token for an [`Owner`]: never 0.
-#[inline(always)]
-fn token() -> usize {
-    TOKEN.with(|t| t as *const u8 as usize)
-}
-
-impl Found<'_> {
-    /// Waits until no other thread uses the frame (the after-poll hook of
-    /// the previous poll may still be running on another worker).
-    #[inline(always)]
-    fn wait_free(self, me: usize) {
-        let owner = self.owner.load(Ordering::Acquire);
-        if owner != 0 && owner != me {
-            wait_released(self.owner, me);
-        }
-    }
-}
-
+/// Waits until `owner` is released, spinning briefly first: the holder is
+/// finishing an after-poll hook (and may have been preempted).
 #[cold]
 #[inline(never)]
-fn wait_released(owner: &Owner, me: usize) {
+fn wait_released(owner: &Owner) {
     let mut spins = 0u32;
-    loop {
-        let held = owner.load(Ordering::Acquire);
-        if held == 0 || held == me {
-            return;
-        }
-        // The holder is finishing an after-poll hook: spin briefly, then
-        // let it run if it was preempted.
+    while owner.load(Ordering::Acquire) != 0 {
         if spins < 100 {
             spins += 1;
             std::hint::spin_loop();
@@ -320,13 +294,10 @@ impl Registry {
 
     #[inline(always)]
     fn enter(found: Found<'_>) {
-        let me = token();
-        // Never this thread's own token: a task is not polled inside its own
-        // poll.
         if found.owner.load(Ordering::Acquire) != 0 {
-            wait_released(found.owner, me);
+            wait_released(found.owner);
         }
-        found.owner.store(me, Ordering::Relaxed);
+        found.owner.store(1, Ordering::Relaxed);
         // SAFETY: this hook owns the frame now (see `Owner`), and it is
         // initialized. tokio calls the after-poll hook on this thread when
         // the poll returns, with no other poll of this task meanwhile; polls
@@ -376,7 +347,11 @@ impl Registry {
         let Some((found, slot)) = self.find(id) else {
             return;
         };
-        found.wait_free(token());
+        // SAFETY: the frame is alive (the task has not been ended), and
+        // only its address is read.
+        if !unsafe { TaskFrame::is_current_at(found.frame) } {
+            wait_released(found.owner);
+        }
         let taken = match slot {
             Some(i) => {
                 // SAFETY: the frame is initialized (the slot holds `id`) and

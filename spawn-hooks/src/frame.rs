@@ -62,27 +62,17 @@ thread_local! {
     static CURRENT: Current = const {
         Current {
             frame: Cell::new(ptr::null()),
-            paired: Cell::new(NO_PAIR),
         }
     };
     // The thread's base frame, for code that runs outside any frame.
     static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
 }
 
-/// The thread's current frame, and what `TaskFrame::enter_paired` saved:
-/// one thread-local, so that a paired entry reaches both with one address.
+/// The thread's current frame.
 struct Current {
     /// The current frame, or null for the base frame.
     frame: Cell<FramePtr>,
-    /// The frame that was current before the innermost
-    /// `TaskFrame::enter_paired` still entered on this thread, or
-    /// [`NO_PAIR`].
-    paired: Cell<FramePtr>,
 }
-
-/// `Current::paired` when no frame is entered with `enter_paired` on the
-/// thread. Never the address of a frame, nor null (the base frame).
-pub(crate) const NO_PAIR: FramePtr = ptr::NonNull::<RefCell<Frame>>::dangling().as_ptr();
 
 /// Calls `f` with the current frame; `None` when it is the base frame and the
 /// thread's base frame is already destroyed (the thread is exiting).
@@ -118,6 +108,12 @@ fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
 /// Whether `frame` is the current frame of this thread.
 #[inline]
 pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
+    is_current_ptr(frame)
+}
+
+/// [`is_current`] from an address alone.
+#[inline]
+pub(crate) fn is_current_ptr(frame: FramePtr) -> bool {
     ptr::eq(CURRENT.with(|c| c.frame.get()), frame)
 }
 
@@ -792,36 +788,6 @@ impl fmt::Debug for Entered<'_> {
 #[inline]
 pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
     CURRENT.with(|c| c.frame.replace(frame))
-}
-
-/// [`install`] for `TaskFrame::enter_paired`: the previous frame is kept in
-/// the thread-local rather than returned. Returns what that slot held
-/// before ([`NO_PAIR`] unless paired entries nest on this thread).
-#[inline]
-pub(crate) fn install_paired(frame: &RefCell<Frame>) -> FramePtr {
-    CURRENT.with(|c| c.paired.replace(c.frame.replace(frame)))
-}
-
-/// The previous frame saved by [`install_paired`], replaced by `outer` (the
-/// value `install_paired` returned): for `TaskFrame::leave_paired` and
-/// `TaskFrame::end`, which then restore it.
-#[inline]
-pub(crate) fn take_paired(outer: FramePtr) -> FramePtr {
-    CURRENT.with(|c| c.paired.replace(outer))
-}
-
-/// [`restore`] after [`install_paired`]: makes the saved previous frame
-/// current again, and puts `outer` back in its place.
-#[inline]
-pub(crate) fn restore_paired(outer: FramePtr) {
-    // Mutant: the thread's previous frame is lost, not restored.
-    #[cfg(spawn_hooks_mutant = "skip_restore")]
-    CURRENT.with(|c| {
-        c.paired.set(outer);
-        c.frame.set(ptr::null());
-    });
-    #[cfg(not(spawn_hooks_mutant = "skip_restore"))]
-    CURRENT.with(|c| c.frame.set(c.paired.replace(outer)));
 }
 
 /// Step 2, on `frame`, just installed: applies deferred removals and runs

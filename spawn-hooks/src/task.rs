@@ -8,10 +8,9 @@
 //! before the poll, [`leave`](TaskFrame::leave) after it, [`end`](TaskFrame::end)
 //! when the task is done.
 //!
-//! An executor whose callbacks are guaranteed to pair up on the polling
-//! thread (tokio's are) can use [`enter_paired`](TaskFrame::enter_paired)
-//! and [`leave_paired`](TaskFrame::leave_paired) instead, which store nothing
-//! to the heap before the poll.
+//! An executor that guarantees how its callbacks pair up can use
+//! [`enter_paired`](TaskFrame::enter_paired) and
+//! [`leave_paired`](TaskFrame::leave_paired) instead, which skip the checks.
 //!
 //! None of these methods unwinds: a panic of a hook or of a destructor is
 //! caught and returned, because they run inside the executor's own code.
@@ -95,13 +94,7 @@ struct Inner {
     /// Otherwise [`not_entered`] or [`ended`]: the state lives in the same
     /// word, so a poll writes one word here, not a separate state byte (a
     /// byte store next to it measured several nanoseconds slower per poll).
-    /// A frame entered with `enter_paired` keeps `not_entered()` here: its
-    /// previous frame is kept by the thread (`frame::install_paired`).
     prev: FramePtr,
-    /// While entered with `enter_paired` inside another frame so entered on
-    /// the same thread: that frame's saved previous frame (what
-    /// `frame::install_paired` returned). Otherwise `frame::NO_PAIR`.
-    stash: FramePtr,
 }
 
 impl Inner {
@@ -130,14 +123,12 @@ impl TaskFrame {
         TaskFrame(Box::new(Inner {
             frame: RefCell::new(Frame::with_mapping(snapshot.into_mapping())),
             prev: not_entered(),
-            stash: frame::NO_PAIR,
         }))
     }
 
-    /// Whether the frame is entered (between [`enter`](TaskFrame::enter) and
-    /// [`leave`](TaskFrame::leave), or, on the calling thread, between
-    /// [`enter_paired`](TaskFrame::enter_paired) and
-    /// [`leave_paired`](TaskFrame::leave_paired)).
+    /// Whether the frame is entered (between [`enter`](TaskFrame::enter) or
+    /// [`enter_paired`](TaskFrame::enter_paired) and [`leave`](TaskFrame::leave)
+    /// or [`leave_paired`](TaskFrame::leave_paired)).
     ///
     /// # Examples
     ///
@@ -149,7 +140,41 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn is_entered(&self) -> bool {
-        self.0.is_entered() || frame::is_current(&self.0.frame)
+        self.0.is_entered()
+    }
+
+    /// Whether the frame of the `TaskFrame` at `this` is the current frame
+    /// of the calling thread, found without making a reference to the
+    /// `TaskFrame`: for an executor that must tell whether a callback runs
+    /// inside the task's own poll while another thread may still be using
+    /// the frame.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live `TaskFrame`. Only its box pointer is read,
+    /// which does not change while the `TaskFrame` lives (a frame that `end`
+    /// leaks is swapped for a new box, but only through `&mut TaskFrame`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spawn_hooks::{Snapshot, TaskFrame};
+    ///
+    /// let mut task = TaskFrame::new(Snapshot::empty());
+    /// // SAFETY: `task` is alive.
+    /// assert!(!unsafe { TaskFrame::is_current_at(&task) });
+    /// task.enter().unwrap();
+    /// // SAFETY: as above.
+    /// assert!(unsafe { TaskFrame::is_current_at(&task) });
+    /// task.leave().unwrap();
+    /// ```
+    #[inline]
+    pub unsafe fn is_current_at(this: *const TaskFrame) -> bool {
+        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
+        // pointer to its `Inner`, read here as such (not as a second box).
+        let inner = unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        // SAFETY: `inner` points into the live box; only an address is made.
+        frame::is_current_ptr(unsafe { ptr::addr_of!((*inner).frame) })
     }
 
     /// Before a poll: makes the frame current on this thread and, from the
@@ -207,11 +232,11 @@ impl TaskFrame {
         // Current on this thread implies entered: only `enter` (and `end`)
         // install the frame, and only `leave` and `end` remove it (an
         // entered frame that `end` cannot remove is leaked, never reused).
-        // Current on this thread and entered by `enter` (not
-        // `enter_paired`): only `enter`, `enter_paired` and `end` install the
-        // frame, and only `leave`, `leave_paired` and `end` remove it (an
-        // entered frame that `end` cannot remove is leaked, never reused).
-        if this.prev == not_entered() || !frame::is_current(&this.frame) {
+        // Current on this thread implies entered: only `enter`,
+        // `enter_paired` and `end` install the frame, and only `leave`,
+        // `leave_paired` and `end` remove it (an entered frame that `end`
+        // cannot remove is leaked, never reused).
+        if !frame::is_current(&this.frame) {
             return Ok(());
         }
         let prev = mem::replace(&mut this.prev, not_entered());
@@ -222,31 +247,22 @@ impl TaskFrame {
         Ok(())
     }
 
-    /// [`enter`](TaskFrame::enter) for an executor that guarantees how its
-    /// callbacks pair up, at a lower cost per poll: the previous frame is
-    /// kept in a thread-local instead of in the task's frame, so entering
-    /// writes nothing to the heap (a heap store just before the poll measured
-    /// several nanoseconds per poll, more than the rest of entering).
+    /// [`enter`](TaskFrame::enter) without its check that the frame is not
+    /// entered already, for an executor that guarantees it: a few
+    /// instructions less per poll.
     ///
     /// # Safety
     ///
-    /// `enter` can detect misuse because it marks the frame entered; this
-    /// does not, so the caller guarantees what the mark would check. After
-    /// this call and until [`leave_paired`](TaskFrame::leave_paired) (or
-    /// [`end`](TaskFrame::end)) on this same thread:
-    ///
-    /// - the `TaskFrame` is not moved to, used on or dropped on another
-    ///   thread;
-    /// - it is not entered again (by `enter` or `enter_paired`);
-    /// - other frames entered on this thread after it (with `enter` or
-    ///   `enter_paired`) are left or ended first: entries nest.
-    ///
-    /// Task hooks such as tokio's before-poll and after-poll callbacks, which
-    /// run on the polling thread around each poll, give these guarantees.
-    ///
-    /// Unlike `enter`, this does not check whether the frame has ended: an
-    /// ended frame is entered empty (a poll after the end is the executor's
-    /// bug, not a memory error).
+    /// The frame is not entered (by `enter` or `enter_paired`), on this
+    /// thread or any other, and will be left with
+    /// [`leave_paired`](TaskFrame::leave_paired) (or ended with
+    /// [`end`](TaskFrame::end)) on this thread, frames entered after it on
+    /// this thread being left first, before the `TaskFrame` is used on
+    /// another thread. Task hooks such as tokio's before-poll and after-poll
+    /// callbacks give these guarantees when the executor serializes them per
+    /// task (tokio may start a task's next poll on another worker before the
+    /// after-poll callback of the previous one has returned: the executor
+    /// must make that poll wait).
     ///
     /// # Errors
     ///
@@ -260,7 +276,8 @@ impl TaskFrame {
     /// static V: Variable<u32> = Variable::new("v");
     ///
     /// let mut task = V.sync_scope(1, || TaskFrame::new(Snapshot::capture()));
-    /// // SAFETY: left below, on this thread, with nothing entered between.
+    /// // SAFETY: not entered; left below, on this thread, nothing entered
+    /// // between.
     /// unsafe { task.enter_paired() }.unwrap();
     /// assert_eq!(V.get(), Some(1));
     /// // SAFETY: entered above, on this thread.
@@ -270,26 +287,24 @@ impl TaskFrame {
     #[inline]
     pub unsafe fn enter_paired(&mut self) -> Result<(), CaughtPanic> {
         let this = &mut *self.0;
-        let outer = frame::install_paired(&this.frame);
-        if outer != frame::NO_PAIR {
-            // Entered inside another frame entered this way: rare.
-            this.stash = outer;
-        }
+        debug_assert!(!this.is_entered(), "entered twice");
+        this.prev = frame::install(&this.frame);
+        // A frame not polled yet has nothing to resume: its first entry
+        // skips the work as any frame without hooks does.
         if frame::has_registrations(&this.frame) {
             return frame::resume_current(&this.frame).map_or(Ok(()), Err);
         }
         Ok(())
     }
 
-    /// [`leave`](TaskFrame::leave) for a frame entered with
-    /// [`enter_paired`](TaskFrame::enter_paired).
+    /// [`leave`](TaskFrame::leave) without its check that the frame is the
+    /// current frame of this thread.
     ///
     /// # Safety
     ///
-    /// The frame is the current frame of this thread, entered with
-    /// `enter_paired` on this thread (not with `enter`), and not ended since:
-    /// every frame entered after it on this thread has been left. (After
-    /// `end`, do not call this: `end` has left the frame.)
+    /// The frame is the current frame of this thread: entered (with `enter`
+    /// or `enter_paired`) on this thread, every frame entered after it left,
+    /// and not ended since.
     ///
     /// # Errors
     ///
@@ -305,22 +320,12 @@ impl TaskFrame {
             frame::is_current(&this.frame),
             "left a frame that is not current"
         );
+        let prev = mem::replace(&mut this.prev, not_entered());
         if frame::has_registrations(&this.frame) {
-            return self.leave_paired_slow();
+            return frame::uninstall_slow(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err);
         }
-        // A store after the poll, unlike one before it, costs nothing
-        // measurable: unconditional, it saves a branch.
-        frame::restore_paired(mem::replace(&mut this.stash, frame::NO_PAIR));
+        frame::restore(prev);
         Ok(())
-    }
-
-    /// `leave_paired` of a frame with hooks or deferred removals.
-    #[cold]
-    #[inline(never)]
-    fn leave_paired_slow(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
-        let prev = frame::take_paired(mem::replace(&mut this.stash, frame::NO_PAIR));
-        frame::uninstall_slow(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err)
     }
 
     /// When the task is done (completed, cancelled or dropped): drops what is
@@ -347,9 +352,6 @@ impl TaskFrame {
         let mut panic = None;
         let prev = if this.prev == ended() {
             return Ok(());
-        } else if this.prev == not_entered() && frame::is_current(&this.frame) {
-            // Entered by `enter_paired`: its previous frame is kept by the thread.
-            frame::take_paired(mem::replace(&mut this.stash, frame::NO_PAIR))
         } else if this.prev == not_entered() {
             let prev = frame::install(&this.frame);
             panic = frame::resume(&this.frame);
@@ -362,7 +364,6 @@ impl TaskFrame {
                 Box::new(Inner {
                     frame: RefCell::default(),
                     prev: ended(),
-                    stash: frame::NO_PAIR,
                 }),
             );
             Box::leak(stray);

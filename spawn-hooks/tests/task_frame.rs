@@ -204,11 +204,16 @@ fn ending_a_paired_entry_restores_the_frames_around_it() {
 }
 
 #[test]
-fn plain_leave_ignores_a_paired_entry() {
+fn paired_and_plain_calls_mix() {
     let mut task = frame_with(3);
     enter_paired(&mut task);
-    task.leave().unwrap(); // not entered with `enter`: nothing
+    assert!(task.is_entered());
+    task.enter().unwrap(); // entered already: nothing
     assert_eq!(V.get(), Some(3));
-    leave_paired(&mut task);
+    task.leave().unwrap(); // a plain leave of a paired entry
+    assert!(!task.is_entered());
+    assert_eq!(V.get(), None);
+    task.enter().unwrap();
+    leave_paired(&mut task); // and the other way round
     assert_eq!(V.get(), None);
 }
