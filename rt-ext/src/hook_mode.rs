@@ -31,17 +31,21 @@
 //! sequence): two slots per id are tried, each an atomic id and the task's
 //! frame, so a poll finds its frame with one or two atomic loads and no lock.
 //! A slot is claimed by a compare-and-swap at spawn and freed at termination;
-//! between the two only the task's own hooks touch it, and tokio runs those
-//! one at a time. A task whose two slots are both taken by live tasks (more
-//! live tasks than the table comfortably holds) goes to an overflow map of
-//! [`SHARDS`] locked shards, never one global lock; the poll path looks there
+//! between the two only the task's own hooks touch it. tokio may still run a
+//! task's after-poll hook while its next poll starts on another worker (or
+//! while it is cancelled there), so each slot also has an owner word that
+//! makes those hooks take turns (see [`Owner`]). A task whose two slots are
+//! both taken by live tasks (more live tasks than the table comfortably
+//! holds) goes to an overflow map of [`SHARDS`] locked shards, never one
+//! global lock; the poll path looks there
 //! only while the overflow is not empty. Panics of hooks are caught (they run
 //! inside tokio's worker loop, which must not unwind); the panic hook has
 //! already reported them, and the hook that panicked is dropped.
 //!
 //! The poll hooks are written so that everything but the common case (the
 //! frame in its first slot, no hooks of its own) is a call out of line: what
-//! is left inline is a table load, a compare, and the pointer swap.
+//! is left inline is a table load, a compare, the owner word and the pointer
+//! swap.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
@@ -54,8 +58,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use spawn_hooks::{CaughtPanic, Snapshot, TaskFrame};
 use tokio::task::Id;
 
-/// Slots of the table: a power of two. Each is two words, so the table
-/// takes 64 KiB per runtime.
+/// Slots of the table: a power of two. Each is three words (id, owner,
+/// frame), so the table takes 96 KiB per runtime.
 const SLOTS: usize = 4096;
 
 /// Shards of the overflow map: a power of two.
