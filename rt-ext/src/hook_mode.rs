@@ -33,49 +33,47 @@
 //! A slot is claimed by a compare-and-swap at spawn and freed at termination;
 //! between the two only the task's own hooks touch it. tokio may still run a
 //! task's after-poll hook while its next poll starts on another worker (or
-//! while it is cancelled there), so each slot also has an owner word that
-//! makes those hooks take turns (see [`Owner`]). A task whose two slots are
-//! both taken by live tasks (more live tasks than the table comfortably
-//! holds) goes to an overflow map of [`SHARDS`] locked shards, never one
-//! global lock; the poll path looks there
-//! only while the overflow is not empty. Panics of hooks are caught (they run
+//! while it is cancelled there): the after-poll hook of a frame without hooks
+//! touches only thread-locals, and a frame with hooks is claimed until its
+//! after-poll hook is done with it, which the next poll and a cancellation
+//! wait for (`TaskFrame::enter_paired`). A task whose two slots are both
+//! taken by live tasks (more live tasks than the table comfortably holds)
+//! goes to an overflow map of [`SHARDS`] locked shards, never one global
+//! lock; the poll path looks there only while the overflow is not empty. Panics of hooks are caught (they run
 //! inside tokio's worker loop, which must not unwind); the panic hook has
 //! already reported them, and the hook that panicked is dropped.
 //!
 //! The poll hooks are written so that everything but the common case (the
 //! frame in its first slot, no hooks of its own) is a call out of line: what
-//! is left inline is a table load, a compare, the owner word and the pointer
-//! swap.
+//! is left inline is a table load, a compare, the claim check and the pointer
+//! swap before the poll, and thread-locals only after it.
 
 use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::mem::MaybeUninit;
-use std::ptr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use spawn_hooks::{CaughtPanic, Snapshot, TaskFrame};
 use tokio::task::Id;
 
-/// Slots of the table: a power of two. Each is three words (id, owner,
-/// frame), so the table takes 96 KiB per runtime.
+/// Slots of the table: a power of two. Each is two words (id, frame), so
+/// the table takes 64 KiB per runtime.
 const SLOTS: usize = 4096;
 
 /// Shards of the overflow map: a power of two.
 pub(crate) const SHARDS: usize = 16;
 
-type Overflow = HashMap<Id, Box<Parked>, BuildHasherDefault<IdHasher>>;
+type Overflow = HashMap<Id, Box<TaskFrame>, BuildHasherDefault<IdHasher>>;
 
 /// Task id → frame, for one runtime.
 pub(crate) struct Registry {
     /// Slot `i`: free (0), or the id of the live task whose frame is in
     /// `frames[i]`. Arrays in place (the registry itself is in an `Arc`)
-    /// rather than one array of triples behind a pointer: a hook reaches each
+    /// rather than one array of pairs behind a pointer: a hook reaches each
     /// with one indexed load.
     ids: [AtomicU64; SLOTS],
-    /// Slot `i`: who is using the frame (see [`Owner`]).
-    owners: [Owner; SLOTS],
     /// Initialized exactly while `ids[i]` is not 0: written by the spawner
     /// that claimed the slot before its task can run, moved out by the
     /// task's terminate hook before the slot is freed. No hook then needs to
@@ -89,71 +87,28 @@ pub(crate) struct Registry {
     overflowed: AtomicUsize,
 }
 
-/// Whether a thread uses a task's frame (1) or not (0): from its before-poll
-/// hook to the end of its after-poll hook.
-///
-/// tokio calls the after-poll hook after the task's poll has returned and
-/// the task has been made idle, so a task woken during its poll can be
-/// polled again on another worker (its before-poll hook running) while the
-/// first worker is still in the after-poll hook, or be cancelled there (its
-/// terminate hook running). The frame is not `Sync`, and those hooks must not
-/// overlap: the before-poll hook waits until the word is 0 and claims it,
-/// the after-poll hook releases it as the last thing it does, and the
-/// terminate hook waits for it unless it runs inside the task's own poll on
-/// this thread (the frame is then current here).
-type Owner = AtomicUsize;
-
-/// A task's frame where the overflow map keeps it.
-struct Parked {
-    owner: Owner,
-    frame: TaskFrame,
-}
-
-/// Where a task's frame is: its owner word and the frame. Only pointers:
-/// no reference to the frame is made before the hook owns it.
-#[derive(Clone, Copy)]
-struct Found<'a> {
-    owner: &'a Owner,
-    frame: *mut TaskFrame,
-}
-
 // SAFETY: a slot's frame is only used by the hooks of the task whose id the
 // slot holds (or by the spawner that is claiming it, before the task can run),
-// and by one hook at a time: the spawn hook runs before the task is scheduled;
-// the before-poll and terminate hooks wait for the slot's `Owner` to be
-// released (Acquire) by the after-poll hook of the previous poll (Release);
-// the after-poll hook of a poll runs after that poll's before-poll hook, on
-// the same thread. A slot is claimed by a compare-and-swap of `id` from 0
-// (Acquire: it sees the frame its previous task took out) and freed by storing
-// 0 (Release) after the frame is taken out. Task ids are unique among live
-// tasks (`raw` keeps them exact). `TaskFrame` is `Send`.
+// one at a time: the spawn hook runs before the task is scheduled; a poll's
+// before-poll and after-poll hooks run on the polling thread, and the next
+// poll or the terminate hook of a cancelled task may start on another thread
+// before that after-poll hook has returned, but they first wait for the
+// frame's claim (`TaskFrame::wait_unclaimed`), and an unclaimed frame is not
+// touched by the after-poll hook (`TaskFrame::leave_paired`). A slot is
+// claimed by a compare-and-swap of `id` from 0 (Acquire: it sees the frame its
+// previous task took out) and freed by storing 0 (Release) after the frame is
+// taken out. Task ids are unique among live tasks (`raw` keeps them exact).
+// `TaskFrame` is `Send`.
 unsafe impl Sync for Registry {}
 
 /// One shard of the overflow map, on its own cache lines.
 #[repr(align(128))]
 struct Shard(Mutex<Overflow>);
 
-/// Waits until `owner` is released, spinning briefly first: the holder is
-/// finishing an after-poll hook (and may have been preempted).
-#[cold]
-#[inline(never)]
-fn wait_released(owner: &Owner) {
-    let mut spins = 0u32;
-    while owner.load(Ordering::Acquire) != 0 {
-        if spins < 100 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
-}
-
 impl Registry {
     pub(crate) fn new() -> Registry {
         Registry {
             ids: std::array::from_fn(|_| AtomicU64::new(0)),
-            owners: std::array::from_fn(|_| AtomicUsize::new(0)),
             frames: std::array::from_fn(|_| UnsafeCell::new(MaybeUninit::uninit())),
             overflow: (0..SHARDS).map(|_| Shard(Mutex::default())).collect(),
             overflowed: AtomicUsize::new(0),
@@ -175,14 +130,11 @@ impl Registry {
         (scattered as usize) & (SLOTS - 1)
     }
 
-    /// Slot `i`, whose id has been seen to be its task's.
+    /// The frame in slot `i` (initialized while the slot holds an id). Only
+    /// a pointer: no reference is made before the hook may use the frame.
     #[inline(always)]
-    fn found(&self, i: usize) -> Found<'_> {
-        Found {
-            owner: &self.owners[i],
-            // The slot holds an id, so its frame is initialized.
-            frame: self.frames[i].get().cast::<TaskFrame>(),
-        }
+    fn frame(&self, i: usize) -> *mut TaskFrame {
+        self.frames[i].get().cast::<TaskFrame>()
     }
 
     fn shard(&self, id: Id) -> MutexGuard<'_, Overflow> {
@@ -193,42 +145,25 @@ impl Registry {
         shard.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The frame of task `id` if it is in its first slot (`None`: it may be
-    /// elsewhere). Call only from a hook of task `id`: a slot holds a given
-    /// id from that task's spawn to its termination.
-    #[inline(always)]
-    fn in_first(&self, id: Id) -> Option<Found<'_>> {
-        let n = raw(id)?;
-        let i = Registry::first(n);
-        (self.ids[i].load(Ordering::Acquire) == n).then(|| self.found(i))
-    }
-
-    /// The frame of task `id`, wherever it is; with the slot index when it
-    /// is in the table. As for `in_first`: only from a hook of task `id`.
-    fn find(&self, id: Id) -> Option<(Found<'_>, Option<usize>)> {
+    /// Task `id`'s frame, wherever it is, and its slot when in the table.
+    /// Only from a hook of task `id`: a slot holds a given id from that
+    /// task's spawn to its termination.
+    fn find(&self, id: Id) -> Option<(*mut TaskFrame, Option<usize>)> {
         if let Some(n) = raw(id) {
             for i in [Registry::first(n), Registry::second(n)] {
                 if self.ids[i].load(Ordering::Acquire) == n {
-                    return Some((self.found(i), Some(i)));
+                    return Some((self.frame(i), Some(i)));
                 }
             }
         }
         if self.overflowed.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let parked: *const Parked = &**self.shard(id).get(&id)?;
-        // SAFETY: boxed, the entry stays in place when the map changes, and
-        // only task `id`'s terminate hook removes it, after waiting for its
-        // owner word to be free, so not while the caller (a hook of `id`)
-        // uses it. The lock is released before the frame is used.
-        let parked = unsafe { &*parked };
-        Some((
-            Found {
-                owner: &parked.owner,
-                frame: ptr::addr_of!(parked.frame).cast_mut(),
-            },
-            None,
-        ))
+        // Boxed, the frame stays in place when the map changes, and only
+        // task `id`'s terminate hook removes it. The lock is released before
+        // the frame is used.
+        let frame: *mut TaskFrame = &mut **self.shard(id).get_mut(&id)?;
+        Some((frame, None))
     }
 
     /// The spawn hook: on the spawning thread, before the task can be polled.
@@ -261,113 +196,98 @@ impl Registry {
                         (*cell).write(frame);
                         stale
                     };
-                    self.owners[i].store(0, Ordering::Relaxed);
                     drop(stale);
                     return;
                 }
             }
         }
-        let parked = Box::new(Parked {
-            owner: AtomicUsize::new(0),
-            frame,
-        });
-        let stale = self.shard(id).insert(id, parked);
+        let stale = self.shard(id).insert(id, Box::new(frame));
         if stale.is_none() {
             self.overflowed.fetch_add(1, Ordering::AcqRel);
         }
         drop(stale);
     }
 
-    /// The before-poll hook: waits for the frame to be free, claims it and
-    /// enters it.
+    /// The before-poll hook: waits until no thread is still leaving the
+    /// frame after the previous poll, then enters it.
     #[inline(always)]
     pub(crate) fn before_poll(&self, id: Id) {
-        match self.in_first(id) {
-            Some(found) => Registry::enter(found),
-            None => self.before_poll_elsewhere(id),
+        if let Some(n) = raw(id) {
+            let i = Registry::first(n);
+            if self.ids[i].load(Ordering::Acquire) == n {
+                // SAFETY: initialized (the slot holds `id`), and this is
+                // task `id`'s before-poll hook.
+                unsafe { Registry::enter(self.frame(i), n) };
+                return;
+            }
         }
+        self.before_poll_elsewhere(id);
     }
 
     #[cold]
     #[inline(never)]
     fn before_poll_elsewhere(&self, id: Id) {
-        if let Some((found, _)) = self.find(id) {
-            Registry::enter(found);
+        if let Some((frame, _)) = self.find(id) {
+            // SAFETY: found for task `id`, in its before-poll hook.
+            unsafe { Registry::enter(frame, tag(id)) };
         }
     }
 
+    /// # Safety
+    ///
+    /// `frame` is task `tag`'s live frame, and this is its before-poll hook.
     #[inline(always)]
-    fn enter(found: Found<'_>) {
-        if found.owner.load(Ordering::Acquire) != 0 {
-            wait_released(found.owner);
-        }
-        found.owner.store(1, Ordering::Relaxed);
-        // SAFETY: this hook owns the frame now (see `Owner`), and it is
-        // initialized. tokio calls the after-poll hook on this thread when
-        // the poll returns, with no other poll of this task meanwhile; polls
-        // of other tasks nested in this one (a runtime driven inside
-        // `block_in_place`) run both their hooks within it. Or the task
-        // terminates first, also on this thread, and `end` leaves the frame.
-        report(unsafe { (*found.frame).enter_paired() });
+    unsafe fn enter(frame: *mut TaskFrame, tag: u64) {
+        // SAFETY: alive, and no thread uses the frame but one that may still
+        // be leaving it after the previous poll (`enter_paired` waits for
+        // it); tokio does not run this task's poll or termination elsewhere
+        // meanwhile. tokio calls the after-poll hook on this thread when the
+        // poll returns; polls of other tasks nested in this one (a runtime
+        // driven inside `block_in_place`) run both their hooks within it. Or
+        // the task terminates first, also on this thread, and `end` leaves
+        // the frame. Task ids tell entries apart.
+        report(unsafe { TaskFrame::enter_paired(frame, tag) });
     }
 
-    /// The after-poll hook: leaves the frame and releases it. When the task
-    /// completed in this poll, its frame was ended and removed by the
-    /// terminate hook: nothing is found.
+    /// The after-poll hook: leaves this thread's entry of the task's frame,
+    /// found by the task id in a thread-local. When the task completed in
+    /// this poll, its frame was ended by the terminate hook: nothing is left.
     #[inline(always)]
     pub(crate) fn after_poll(&self, id: Id) {
-        match self.in_first(id) {
-            Some(found) => Registry::leave(found),
-            None => self.after_poll_elsewhere(id),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn after_poll_elsewhere(&self, id: Id) {
-        if let Some((found, _)) = self.find(id) {
-            Registry::leave(found);
-        }
-    }
-
-    #[inline(always)]
-    fn leave(found: Found<'_>) {
-        // SAFETY: this thread's before-poll hook claimed the frame (nobody
-        // else uses it until the release below) and entered it with
-        // `enter_paired`; the poll left every frame it entered (frames are
-        // scoped to the code that enters them, unwinding included). Had the
-        // task terminated in the poll, `terminated` would have ended its
-        // frame and taken it out of the table: not found here.
-        report(unsafe { (*found.frame).leave_paired() });
-        found.owner.store(0, Ordering::Release);
+        // SAFETY: the entry with this tag, if any, was made by this task's
+        // before-poll hook on this thread, and the poll left every entry it
+        // made (frames are scoped to the code that enters them, unwinding
+        // included; nested task polls run both their hooks within it).
+        report(unsafe { TaskFrame::leave_paired(tag(id)) });
     }
 
     /// The terminate hook: inside the last poll on completion (the frame is
-    /// then entered on this thread, which owns it), or on its own for a task
-    /// cancelled without a poll (then after waiting for an after-poll hook
-    /// that may still run on another worker). Ids of tasks never spawned here
-    /// (`spawn_blocking`) are not found and ignored.
+    /// then entered on this thread), or on its own for a task cancelled
+    /// without a poll (then after waiting for an after-poll hook that may
+    /// still be leaving the frame on another worker). Ids of tasks never
+    /// spawned here (`spawn_blocking`) are not found and ignored.
     pub(crate) fn terminated(&self, id: Id) {
-        let Some((found, slot)) = self.find(id) else {
+        let Some((frame, slot)) = self.find(id) else {
             return;
         };
-        // SAFETY: the frame is alive (the task has not been ended), and
-        // only its address is read.
-        if !unsafe { TaskFrame::is_current_at(found.frame) } {
-            wait_released(found.owner);
+        // SAFETY: the frame is alive (the task has not been ended); only
+        // its address and its claim word are read.
+        unsafe {
+            if !TaskFrame::is_current_at(frame) {
+                TaskFrame::wait_unclaimed(frame);
+            }
         }
         let taken = match slot {
             Some(i) => {
                 // SAFETY: the frame is initialized (the slot holds `id`) and
-                // this hook owns it; it is moved out and the slot freed, so
-                // it is uninitialized from here on.
-                let frame = unsafe { found.frame.read() };
-                self.owners[i].store(0, Ordering::Relaxed);
+                // no other thread uses it; it is moved out and the slot
+                // freed, so it is uninitialized from here on.
+                let frame = unsafe { frame.read() };
                 self.ids[i].store(0, Ordering::Release);
                 frame
             }
             None => match self.remove_overflow(id) {
-                Some(parked) => parked.frame,
+                Some(frame) => *frame,
                 None => return,
             },
         };
@@ -378,7 +298,7 @@ impl Registry {
         report(frame.end());
     }
 
-    fn remove_overflow(&self, id: Id) -> Option<Box<Parked>> {
+    fn remove_overflow(&self, id: Id) -> Option<Box<TaskFrame>> {
         let removed = self.shard(id).remove(&id);
         if removed.is_some() {
             self.overflowed.fetch_sub(1, Ordering::AcqRel);
@@ -395,6 +315,17 @@ impl Registry {
             .count();
         in_slots + self.overflowed.load(Ordering::Acquire)
     }
+}
+
+/// The tag of task `id`'s paired entries, never 0: its integer, or (if
+/// tokio ever hashed ids differently) its hash.
+#[inline(always)]
+fn tag(id: Id) -> u64 {
+    raw(id).unwrap_or_else(|| {
+        let mut h = IdHasher::default();
+        id.hash(&mut h);
+        h.finish() | 1
+    })
 }
 
 /// Drops the panic of a hook, caught by the protocol: the hooks run inside

@@ -62,16 +62,155 @@ thread_local! {
     static CURRENT: Current = const {
         Current {
             frame: Cell::new(ptr::null()),
+            paired_frame: Cell::new(ptr::null()),
+            paired_prev: Cell::new(ptr::null()),
+            paired_tag: Cell::new(0),
+            paired_flags: Cell::new(0),
         }
     };
+    // Paired entries that an inner paired entry on this thread pushed aside
+    // (polls nested in polls: rare).
+    static NESTED: RefCell<Vec<PairedRecord>> = const { RefCell::new(Vec::new()) };
     // The thread's base frame, for code that runs outside any frame.
     static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
 }
 
-/// The thread's current frame.
+/// The thread's current frame, and the innermost entry made with
+/// `TaskFrame::enter_paired` on the thread (its record lives here, in
+/// thread-local cells, so that the poll path stores nothing to the heap).
 struct Current {
     /// The current frame, or null for the base frame.
     frame: Cell<FramePtr>,
+    /// The frame of the innermost paired entry (meaningful while
+    /// `paired_tag` is not 0).
+    paired_frame: Cell<FramePtr>,
+    /// The frame that was current before it.
+    paired_prev: Cell<FramePtr>,
+    /// The executor's tag for it (a task id, never 0), or 0: no paired
+    /// entry on the thread.
+    paired_tag: Cell<u64>,
+    /// [`CLAIMED`] and [`OUTER`]: 0 in the common case, which leaves with
+    /// one check.
+    paired_flags: Cell<u8>,
+}
+
+/// `paired_flags`: the entry's task frame is claimed (see
+/// `task::Inner::claimed`).
+pub(crate) const CLAIMED: u8 = 1;
+/// `paired_flags`: an outer paired entry was pushed to `NESTED` for it.
+const OUTER: u8 = 2;
+
+/// A paired entry pushed aside by an inner one.
+#[derive(Clone, Copy)]
+struct PairedRecord {
+    frame: FramePtr,
+    prev: FramePtr,
+    tag: u64,
+    flags: u8,
+}
+
+/// The innermost paired entry on this thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Paired {
+    pub(crate) frame: FramePtr,
+    pub(crate) prev: FramePtr,
+    pub(crate) flags: u8,
+}
+
+/// Records a paired entry of `frame` (just installed over `prev`) with
+/// `tag`, pushing an outer one aside.
+#[inline]
+pub(crate) fn paired_push(frame: FramePtr, prev: FramePtr, tag: u64) {
+    debug_assert_ne!(tag, 0, "a paired entry's tag is never 0");
+    CURRENT.with(|c| {
+        if c.paired_tag.get() != 0 {
+            return push_nested(c, frame, prev, tag);
+        }
+        c.paired_frame.set(frame);
+        c.paired_prev.set(prev);
+        c.paired_tag.set(tag);
+        c.paired_flags.set(0);
+    });
+}
+
+/// `paired_push` inside another paired entry: that one is pushed aside.
+#[cold]
+#[inline(never)]
+fn push_nested(c: &Current, frame: FramePtr, prev: FramePtr, tag: u64) {
+    let record = PairedRecord {
+        frame: c.paired_frame.get(),
+        prev: c.paired_prev.get(),
+        tag: c.paired_tag.get(),
+        flags: c.paired_flags.get(),
+    };
+    let _ = NESTED.try_with(|n| n.borrow_mut().push(record));
+    c.paired_frame.set(frame);
+    c.paired_prev.set(prev);
+    c.paired_tag.set(tag);
+    c.paired_flags.set(OUTER);
+}
+
+/// The innermost paired entry, if it has `tag`.
+#[inline]
+pub(crate) fn paired_top(tag: u64) -> Option<Paired> {
+    CURRENT.with(|c| {
+        (c.paired_tag.get() == tag).then(|| Paired {
+            frame: c.paired_frame.get(),
+            prev: c.paired_prev.get(),
+            flags: c.paired_flags.get(),
+        })
+    })
+}
+
+/// The innermost paired entry, if it is `frame`'s.
+#[inline]
+pub(crate) fn paired_of(frame: FramePtr) -> Option<Paired> {
+    CURRENT.with(|c| {
+        let top = c.paired_frame.get();
+        (c.paired_tag.get() != 0 && ptr::eq(top, frame)).then(|| Paired {
+            frame,
+            prev: c.paired_prev.get(),
+            flags: c.paired_flags.get(),
+        })
+    })
+}
+
+/// Leaves the innermost paired entry `entry` of a frame that was not
+/// claimed and pushed nothing aside: the previous frame becomes current.
+#[inline]
+pub(crate) fn paired_leave_plain(entry: Paired) {
+    debug_assert_eq!(entry.flags, 0);
+    CURRENT.with(|c| {
+        c.frame.set(entry.prev);
+        c.paired_tag.set(0);
+    });
+}
+
+/// Drops the innermost paired entry's record, bringing back the one it
+/// pushed aside.
+pub(crate) fn paired_pop() {
+    CURRENT.with(|c| {
+        if c.paired_flags.get() & OUTER == 0 {
+            c.paired_tag.set(0);
+            return;
+        }
+        match NESTED.try_with(|n| n.borrow_mut().pop()).ok().flatten() {
+            Some(r) => {
+                c.paired_frame.set(r.frame);
+                c.paired_prev.set(r.prev);
+                c.paired_tag.set(r.tag);
+                c.paired_flags.set(r.flags);
+            }
+            None => c.paired_tag.set(0),
+        }
+    });
+}
+
+/// Marks the innermost paired entry claimed (its task frame's claim word is
+/// set by the caller).
+#[inline]
+pub(crate) fn paired_set_claimed() {
+    CURRENT.with(|c| c.paired_flags.set(c.paired_flags.get() | CLAIMED));
 }
 
 /// Calls `f` with the current frame; `None` when it is the base frame and the
@@ -109,6 +248,12 @@ fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
 #[inline]
 pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
     is_current_ptr(frame)
+}
+
+/// The current frame's address (null: the base frame).
+#[inline]
+pub(crate) fn current_ptr() -> FramePtr {
+    CURRENT.with(|c| c.frame.get())
 }
 
 /// [`is_current`] from an address alone.
@@ -610,10 +755,21 @@ pub(crate) fn add_hook(
     hook: Box<dyn Lifecycle>,
 ) -> Result<Registered, (BindError, Box<dyn Lifecycle>)> {
     let mut hook = Some(hook);
-    register("a lifecycle hook", |frame| {
+    let registered = register("a lifecycle hook", |frame| {
         frame.add_hook(hook.take().expect("registered once"))
     })
-    .map_err(|e| (e, hook.take().expect("not registered")))
+    .map_err(|e| (e, hook.take().expect("not registered")))?;
+    // A hook registered in a task frame entered with `enter_paired` makes
+    // its leave take the slow path: claim the frame now, before the poll
+    // returns (see `task::Inner::claimed`).
+    let current = CURRENT.with(|c| c.frame.get());
+    if paired_of(current).is_some_and(|p| p.flags & CLAIMED == 0) {
+        // SAFETY: the paired frame is a `TaskFrame`'s, entered on this
+        // thread: alive.
+        unsafe { crate::task::claim(current) };
+        paired_set_claimed();
+    }
+    Ok(registered)
 }
 
 fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R, BindError> {
@@ -799,6 +955,16 @@ pub(crate) fn resume(frame: &RefCell<Frame>) -> Option<Payload> {
         return resume_current(frame);
     }
     None
+}
+
+/// Whether `frame` has hooks (read as `has_registrations` reads).
+#[inline]
+pub(crate) fn has_hooks(frame: &RefCell<Frame>) -> bool {
+    // SAFETY: as in `has_registrations`.
+    unsafe { &*frame.as_ptr() }
+        .ext
+        .as_deref()
+        .is_some_and(|e| !e.hooks.is_empty())
 }
 
 /// Whether resuming or suspending `frame` has work to do (see

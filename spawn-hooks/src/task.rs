@@ -22,6 +22,7 @@ use std::ptr;
 
 use crate::frame::{self, Frame, FramePtr, Leave};
 use crate::snapshot::Snapshot;
+use crate::sync::{AtomicBool, Ordering};
 
 /// `Inner::prev` of a frame that is not entered (not polled yet, or left).
 #[inline(always)]
@@ -94,7 +95,37 @@ struct Inner {
     /// Otherwise [`not_entered`] or [`ended`]: the state lives in the same
     /// word, so a poll writes one word here, not a separate state byte (a
     /// byte store next to it measured several nanoseconds slower per poll).
+    /// A paired entry keeps `not_entered()` here: its record is in a
+    /// thread-local (`frame::paired_push`).
     prev: FramePtr,
+    /// Set while a thread may still use the frame after its poll returned:
+    /// from a paired entry of a frame that has (or gains) hooks, until the
+    /// end of its `leave_paired`. An executor may start the next poll on
+    /// another thread before that leave has returned (tokio does): the next
+    /// poll waits for this to clear ([`TaskFrame::wait_unclaimed`]). A frame
+    /// without hooks is never claimed: its `leave_paired` reads nothing but
+    /// thread-locals.
+    claimed: AtomicBool,
+}
+
+/// Claims the task frame whose frame is at `frame` (see `Inner::claimed`).
+///
+/// # Safety
+///
+/// `frame` is the frame of a live `TaskFrame`.
+pub(crate) unsafe fn claim(frame: FramePtr) {
+    // SAFETY: the caller's contract; `frame` is the `frame` field of an
+    // `Inner`, from which its `claimed` field is reached.
+    unsafe { &*claim_word(frame) }.store(true, Ordering::Relaxed);
+}
+
+/// The claim word of the task frame whose frame is at `frame`.
+fn claim_word(frame: FramePtr) -> *const AtomicBool {
+    frame
+        .cast::<u8>()
+        .wrapping_sub(mem::offset_of!(Inner, frame))
+        .wrapping_add(mem::offset_of!(Inner, claimed))
+        .cast::<AtomicBool>()
 }
 
 impl Inner {
@@ -123,6 +154,7 @@ impl TaskFrame {
         TaskFrame(Box::new(Inner {
             frame: RefCell::new(Frame::with_mapping(snapshot.into_mapping())),
             prev: not_entered(),
+            claimed: AtomicBool::new(false),
         }))
     }
 
@@ -140,7 +172,7 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn is_entered(&self) -> bool {
-        self.0.is_entered()
+        self.0.is_entered() || frame::paired_of(&self.0.frame).is_some()
     }
 
     /// Whether the frame of the `TaskFrame` at `this` is the current frame
@@ -196,8 +228,8 @@ impl TaskFrame {
     #[inline]
     pub fn enter(&mut self) -> Result<(), CaughtPanic> {
         let this = &mut *self.0;
-        if this.prev != not_entered() {
-            // Entered already, or ended.
+        if this.prev != not_entered() || frame::paired_of(&this.frame).is_some() {
+            // Entered already (with `enter` or `enter_paired`), or ended.
             return Ok(());
         }
         this.prev = frame::install(&this.frame);
@@ -229,14 +261,12 @@ impl TaskFrame {
     #[inline]
     pub fn leave(&mut self) -> Result<(), CaughtPanic> {
         let this = &mut *self.0;
-        // Current on this thread implies entered: only `enter` (and `end`)
-        // install the frame, and only `leave` and `end` remove it (an
-        // entered frame that `end` cannot remove is leaked, never reused).
-        // Current on this thread implies entered: only `enter`,
+        // Entered with `enter` (a paired entry keeps `not_entered()`, and is
+        // left with `leave_paired`) and current on this thread: only `enter`,
         // `enter_paired` and `end` install the frame, and only `leave`,
         // `leave_paired` and `end` remove it (an entered frame that `end`
         // cannot remove is leaked, never reused).
-        if !frame::is_current(&this.frame) {
+        if this.prev == not_entered() || !frame::is_current(&this.frame) {
             return Ok(());
         }
         let prev = mem::replace(&mut this.prev, not_entered());
@@ -247,22 +277,29 @@ impl TaskFrame {
         Ok(())
     }
 
-    /// [`enter`](TaskFrame::enter) without its check that the frame is not
-    /// entered already, for an executor that guarantees it: a few
-    /// instructions less per poll.
+    /// Before a poll, for an executor that calls its after-poll callback on
+    /// the polling thread but possibly after the task could already be
+    /// polled again elsewhere (tokio does): waits until no thread is still
+    /// in a `leave_paired` of the frame, makes it current and records the
+    /// entry, with the executor's `tag` (a task id), in a thread-local, so
+    /// that entering stores nothing to the heap (a store to the heap just
+    /// before the poll measured several nanoseconds per poll). From the
+    /// second poll on, hooks resume as with `enter`; a frame that has hooks
+    /// is then claimed until [`leave_paired`](TaskFrame::leave_paired) has
+    /// finished with it. Takes the `TaskFrame` by address: no reference to it
+    /// is made before the wait.
     ///
     /// # Safety
     ///
-    /// The frame is not entered (by `enter` or `enter_paired`), on this
-    /// thread or any other, and will be left with
-    /// [`leave_paired`](TaskFrame::leave_paired) (or ended with
-    /// [`end`](TaskFrame::end)) on this thread, frames entered after it on
-    /// this thread being left first, before the `TaskFrame` is used on
-    /// another thread. Task hooks such as tokio's before-poll and after-poll
-    /// callbacks give these guarantees when the executor serializes them per
-    /// task (tokio may start a task's next poll on another worker before the
-    /// after-poll callback of the previous one has returned: the executor
-    /// must make that poll wait).
+    /// - `this` points to a live `TaskFrame` that is not entered, and no
+    ///   thread but one in its `leave_paired` uses it.
+    /// - [`leave_paired`](TaskFrame::leave_paired) with the same `tag`, or
+    ///   [`end`](TaskFrame::end), follows on this thread, after every entry
+    ///   made on this thread since has been left; the `TaskFrame` is not
+    ///   used on another thread before then (except by `wait_unclaimed` and
+    ///   `is_claimed`).
+    /// - `tag` is not 0, and tells this entry apart from any other paired
+    ///   entry open on the thread.
     ///
     /// # Errors
     ///
@@ -275,36 +312,39 @@ impl TaskFrame {
     ///
     /// static V: Variable<u32> = Variable::new("v");
     ///
-    /// let mut task = V.sync_scope(1, || TaskFrame::new(Snapshot::capture()));
-    /// // SAFETY: not entered; left below, on this thread, nothing entered
-    /// // between.
-    /// unsafe { task.enter_paired() }.unwrap();
+    /// let task = V.sync_scope(1, || TaskFrame::new(Snapshot::capture()));
+    /// // SAFETY: alive, not entered, used by nobody else; left below, on
+    /// // this thread, nothing entered between.
+    /// unsafe { TaskFrame::enter_paired(&task, 7) }.unwrap();
     /// assert_eq!(V.get(), Some(1));
-    /// // SAFETY: entered above, on this thread.
-    /// unsafe { task.leave_paired() }.unwrap();
+    /// // SAFETY: entered above with tag 7, on this thread.
+    /// unsafe { TaskFrame::leave_paired(7) }.unwrap();
     /// assert_eq!(V.get(), None);
     /// ```
-    #[inline]
-    pub unsafe fn enter_paired(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
-        debug_assert!(!this.is_entered(), "entered twice");
-        this.prev = frame::install(&this.frame);
-        // A frame not polled yet has nothing to resume: its first entry
-        // skips the work as any frame without hooks does.
-        if frame::has_registrations(&this.frame) {
-            return frame::resume_current(&this.frame).map_or(Ok(()), Err);
+    #[inline(always)]
+    pub unsafe fn enter_paired(this: *const TaskFrame, tag: u64) -> Result<(), CaughtPanic> {
+        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
+        // pointer to its `Inner`, read once here, as such. Everything below
+        // goes through a shared reference to the `Inner` (its mutable parts
+        // are cells and atomics).
+        let inner = unsafe { &*ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        if inner.claimed.load(Ordering::Acquire) {
+            return enter_paired_after_wait(inner, tag);
         }
-        Ok(())
+        enter_paired_now(inner, tag)
     }
 
-    /// [`leave`](TaskFrame::leave) without its check that the frame is the
-    /// current frame of this thread.
+    /// After a poll: leaves the innermost paired entry of this thread if it
+    /// has `tag` (a task that ended in its poll has none left): its hooks
+    /// yield, the previous frame becomes current again, and a claimed frame
+    /// is released last. An entry whose frame has no hooks is left without
+    /// reading the frame at all, so another thread may already be polling
+    /// or ending it.
     ///
     /// # Safety
     ///
-    /// The frame is the current frame of this thread: entered (with `enter`
-    /// or `enter_paired`) on this thread, every frame entered after it left,
-    /// and not ended since.
+    /// The entry with `tag` was made on this thread with `enter_paired`, and
+    /// every entry made on this thread after it has been left.
     ///
     /// # Errors
     ///
@@ -314,18 +354,75 @@ impl TaskFrame {
     ///
     /// See [`enter_paired`](TaskFrame::enter_paired).
     #[inline]
-    pub unsafe fn leave_paired(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
+    pub unsafe fn leave_paired(tag: u64) -> Result<(), CaughtPanic> {
+        let Some(entry) = frame::paired_top(tag) else {
+            return Ok(());
+        };
         debug_assert!(
-            frame::is_current(&this.frame),
+            frame::is_current_ptr(entry.frame),
             "left a frame that is not current"
         );
-        let prev = mem::replace(&mut this.prev, not_entered());
-        if frame::has_registrations(&this.frame) {
-            return frame::uninstall_slow(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err);
+        if entry.flags != 0 {
+            // SAFETY: the caller's contract.
+            return unsafe { leave_paired_slow() };
         }
-        frame::restore(prev);
+        frame::paired_leave_plain(entry);
         Ok(())
+    }
+
+    /// Waits until no thread is still in a `leave_paired` of the frame of
+    /// the `TaskFrame` at `this` (spinning briefly, then yielding). Makes no
+    /// reference to the `TaskFrame`.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live `TaskFrame`.
+    ///
+    /// # Examples
+    ///
+    /// See [`enter_paired`](TaskFrame::enter_paired).
+    #[inline]
+    pub unsafe fn wait_unclaimed(this: *const TaskFrame) {
+        // SAFETY: the caller's contract.
+        if unsafe { TaskFrame::is_claimed(this) } {
+            // SAFETY: as above.
+            wait_released(unsafe { TaskFrame::claim_of(this) });
+        }
+    }
+
+    /// Whether a thread is still in a `leave_paired` of the frame of the
+    /// `TaskFrame` at `this` (see [`wait_unclaimed`](TaskFrame::wait_unclaimed)).
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live `TaskFrame`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// // SAFETY: `task` is alive.
+    /// assert!(!unsafe { spawn_hooks::TaskFrame::is_claimed(&task) });
+    /// ```
+    #[inline]
+    pub unsafe fn is_claimed(this: *const TaskFrame) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { TaskFrame::claim_of(this) }.load(Ordering::Acquire)
+    }
+
+    /// The claim word of the `TaskFrame` at `this`, without a reference to
+    /// the `TaskFrame`.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to a live `TaskFrame`; the word lives as long as it.
+    #[inline]
+    unsafe fn claim_of<'a>(this: *const TaskFrame) -> &'a AtomicBool {
+        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
+        // pointer to its `Inner`, read here as such (not as a second box).
+        let inner = unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        // SAFETY: `inner` points into the live box; the word is atomic.
+        unsafe { &*ptr::addr_of!((*inner).claimed) }
     }
 
     /// When the task is done (completed, cancelled or dropped): drops what is
@@ -350,8 +447,15 @@ impl TaskFrame {
     pub fn end(&mut self) -> Result<(), CaughtPanic> {
         let this = &mut *self.0;
         let mut panic = None;
+        let mut release = false;
         let prev = if this.prev == ended() {
             return Ok(());
+        } else if let Some(entry) = frame::paired_of(&this.frame) {
+            // Entered with `enter_paired` on this thread (a task that ends
+            // in its poll): its record goes, its claim after the teardown.
+            frame::paired_pop();
+            release = entry.flags & frame::CLAIMED != 0;
+            entry.prev
         } else if this.prev == not_entered() {
             let prev = frame::install(&this.frame);
             panic = frame::resume(&this.frame);
@@ -364,6 +468,7 @@ impl TaskFrame {
                 Box::new(Inner {
                     frame: RefCell::default(),
                     prev: ended(),
+                    claimed: AtomicBool::new(false),
                 }),
             );
             Box::leak(stray);
@@ -371,7 +476,88 @@ impl TaskFrame {
         };
         this.prev = ended();
         let ended = frame::uninstall(&this.frame, prev, Leave::End);
+        if release {
+            this.claimed.store(false, Ordering::Release);
+        }
         panic.or(ended).map_or(Ok(()), Err)
+    }
+}
+
+/// `enter_paired` once the frame is not claimed.
+#[inline(always)]
+fn enter_paired_now(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
+    debug_assert!(!inner.is_entered(), "entered twice");
+    let prev = frame::install(&inner.frame);
+    frame::paired_push(&inner.frame, prev, tag);
+    // A frame not polled yet has nothing to resume: its first entry skips
+    // the work as any frame without hooks does.
+    if frame::has_registrations(&inner.frame) {
+        return resume_paired(inner);
+    }
+    Ok(())
+}
+
+/// `enter_paired` of a frame that another thread is still leaving.
+#[cold]
+#[inline(never)]
+fn enter_paired_after_wait(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
+    wait_released(&inner.claimed);
+    enter_paired_now(inner, tag)
+}
+
+/// `enter_paired` of a frame with hooks or deferred removals.
+#[cold]
+#[inline(never)]
+fn resume_paired(inner: &Inner) -> Result<(), CaughtPanic> {
+    let resumed = frame::resume_current(&inner.frame);
+    if frame::has_hooks(&inner.frame) {
+        inner.claimed.store(true, Ordering::Relaxed);
+        frame::paired_set_claimed();
+    }
+    resumed.map_or(Ok(()), Err)
+}
+
+/// `leave_paired` of an entry that is claimed or pushed another aside (its
+/// record is the innermost): hooks yield, the record goes, and the claim is
+/// released last, the last use of the frame.
+///
+/// # Safety
+///
+/// As for `leave_paired`, whose checks found the entry.
+#[cold]
+#[inline(never)]
+unsafe fn leave_paired_slow() -> Result<(), CaughtPanic> {
+    let Some(entry) = frame::paired_of(frame::current_ptr()) else {
+        return Ok(());
+    };
+    let claimed = entry.flags & frame::CLAIMED != 0;
+    let yielded = if claimed {
+        // SAFETY: claimed, the frame stays alive and unused elsewhere until
+        // released below.
+        frame::uninstall_slow(unsafe { &*entry.frame }, entry.prev, Leave::Suspend)
+    } else {
+        frame::restore(entry.prev);
+        None
+    };
+    frame::paired_pop();
+    if claimed {
+        // SAFETY: as above.
+        unsafe { &*claim_word(entry.frame) }.store(false, Ordering::Release);
+    }
+    yielded.map_or(Ok(()), Err)
+}
+
+#[cold]
+#[inline(never)]
+fn wait_released(claimed: &AtomicBool) {
+    let mut spins = 0u32;
+    while claimed.load(Ordering::Acquire) {
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
 

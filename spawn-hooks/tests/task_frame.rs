@@ -117,18 +117,19 @@ fn frames_can_be_entered_inside_a_with_callback() {
 
 // ===== enter_paired / leave_paired =====
 
-/// `enter_paired`, for the tests below: each leaves (or ends) on this thread
-/// what it enters this way, nested, without moving the task.
-fn enter_paired(task: &mut TaskFrame) {
+/// `enter_paired` with `tag`, for the tests below: each leaves (or ends) on
+/// this thread what it enters this way, nested, without moving the task, and
+/// with a tag of its own per open entry.
+fn enter_paired(task: &mut TaskFrame, tag: u64) {
     // SAFETY: see above; the callers keep the contract.
-    unsafe { task.enter_paired() }.unwrap();
+    unsafe { TaskFrame::enter_paired(task, tag) }.unwrap();
 }
 
-/// `leave_paired` of a task the test entered with `enter_paired` on this
-/// thread, with every frame entered since left.
-fn leave_paired(task: &mut TaskFrame) {
+/// `leave_paired` of the entry with `tag`, made by the test on this thread
+/// with every entry made since left.
+fn leave_paired(tag: u64) {
     // SAFETY: see above; the callers keep the contract.
-    unsafe { task.leave_paired() }.unwrap();
+    unsafe { TaskFrame::leave_paired(tag) }.unwrap();
 }
 
 #[test]
@@ -136,19 +137,59 @@ fn paired_entries_run_the_protocol_like_enter_and_leave() {
     let log: Log = Arc::default();
     let _outer = V.set(1);
     let mut task = frame_with(2);
-    enter_paired(&mut task);
+    enter_paired(&mut task, 1);
     assert!(task.is_entered());
     assert_eq!(V.get(), Some(2));
     let guard = enter(Hook(log.clone()));
-    leave_paired(&mut task);
+    leave_paired(1);
     assert!(!task.is_entered());
     assert_eq!(V.get(), Some(1));
-    enter_paired(&mut task);
+    enter_paired(&mut task, 1);
     assert_eq!(V.get(), Some(2));
     drop(guard);
-    leave_paired(&mut task);
+    leave_paired(1);
     assert_eq!(V.get(), Some(1));
     assert_eq!(*log.lock().unwrap(), ["yield", "resume", "drop"]);
+}
+
+#[test]
+fn leaving_a_paired_entry_needs_its_tag() {
+    let mut task = frame_with(4);
+    enter_paired(&mut task, 1);
+    leave_paired(2); // not this entry's tag (its task ended, say): nothing
+    assert_eq!(V.get(), Some(4));
+    leave_paired(1);
+    assert_eq!(V.get(), None);
+    leave_paired(1); // left already: nothing
+    assert_eq!(V.get(), None);
+}
+
+#[test]
+fn a_frame_with_hooks_is_claimed_until_its_paired_entry_is_left() {
+    let log: Log = Arc::default();
+    let mut task = frame_with(5);
+    enter_paired(&mut task, 1);
+    let _hook = enter(Hook(log.clone()));
+    leave_paired(1);
+    // Released at the end of the leave: the next entry does not wait.
+    enter_paired(&mut task, 1);
+    leave_paired(1);
+
+    // Claimed while entered: another thread's wait returns only once the
+    // entry is left.
+    enter_paired(&mut task, 1);
+    let at = &task as *const TaskFrame as usize;
+    let waited = thread::spawn(move || {
+        let started = std::time::Instant::now();
+        // SAFETY: `task` outlives this thread (joined below), and only its
+        // claim word is read.
+        unsafe { TaskFrame::wait_unclaimed(at as *const TaskFrame) };
+        started.elapsed()
+    });
+    thread::sleep(std::time::Duration::from_millis(50));
+    leave_paired(1);
+    let waited = waited.join().unwrap();
+    assert!(waited >= std::time::Duration::from_millis(40), "{waited:?}");
 }
 
 #[test]
@@ -156,28 +197,28 @@ fn paired_entries_nest_with_each_other_and_with_scoped_frames() {
     let _outer = V.set(1);
     let mut a = frame_with(10);
     let mut b = frame_with(20);
-    enter_paired(&mut a);
+    enter_paired(&mut a, 1);
     let inner = Snapshot::empty().run(|| {
         // A paired entry inside a scoped frame inside a paired entry.
-        enter_paired(&mut b);
+        enter_paired(&mut b, 2);
         let seen = V.get();
-        leave_paired(&mut b);
+        leave_paired(2);
         (seen, V.get())
     });
     assert_eq!(inner, (Some(20), None));
     assert_eq!(V.get(), Some(10));
-    leave_paired(&mut a);
+    leave_paired(1);
     assert_eq!(V.get(), Some(1));
 
     // Directly nested, twice over, then entered again: the saved frames
     // come back in order each time.
     for _ in 0..2 {
-        enter_paired(&mut a);
-        enter_paired(&mut b);
+        enter_paired(&mut a, 1);
+        enter_paired(&mut b, 2);
         assert_eq!(V.get(), Some(20));
-        leave_paired(&mut b);
+        leave_paired(2);
         assert_eq!(V.get(), Some(10));
-        leave_paired(&mut a);
+        leave_paired(1);
         assert_eq!(V.get(), Some(1));
     }
 }
@@ -188,32 +229,26 @@ fn ending_a_paired_entry_restores_the_frames_around_it() {
     let _outer = V.set(1);
     let mut a = frame_with(10);
     let mut b = frame_with(20);
-    enter_paired(&mut a);
-    enter_paired(&mut b);
+    enter_paired(&mut a, 1);
+    enter_paired(&mut b, 2);
     let _hook = enter(Hook(log.clone()));
     // The task ends inside its poll (as a completed tokio task does).
     b.end().unwrap();
     assert_eq!(*log.lock().unwrap(), ["drop"]);
     assert_eq!(V.get(), Some(10));
-    leave_paired(&mut a);
-    assert_eq!(V.get(), Some(1));
-    // The thread's pairing is back to empty: a new paired entry works.
-    enter_paired(&mut b);
-    leave_paired(&mut b);
+    leave_paired(2); // its entry is gone: nothing
+    assert_eq!(V.get(), Some(10));
+    leave_paired(1);
     assert_eq!(V.get(), Some(1));
 }
 
 #[test]
-fn paired_and_plain_calls_mix() {
+fn plain_calls_ignore_a_paired_entry() {
     let mut task = frame_with(3);
-    enter_paired(&mut task);
-    assert!(task.is_entered());
+    enter_paired(&mut task, 1);
     task.enter().unwrap(); // entered already: nothing
+    task.leave().unwrap(); // not entered with `enter`: nothing
     assert_eq!(V.get(), Some(3));
-    task.leave().unwrap(); // a plain leave of a paired entry
-    assert!(!task.is_entered());
-    assert_eq!(V.get(), None);
-    task.enter().unwrap();
-    leave_paired(&mut task); // and the other way round
+    leave_paired(1);
     assert_eq!(V.get(), None);
 }
