@@ -209,27 +209,30 @@ impl Registry {
     }
 
     /// The before-poll hook: waits until no thread is still leaving the
-    /// frame after the previous poll, then enters it.
+    /// frame after the previous poll, then enters it. With `CLAIM`, the frame
+    /// is claimed until the after-poll hook is done with it, as a user's
+    /// after-poll hook, which reads the context after the poll has returned,
+    /// needs.
     #[inline(always)]
-    pub(crate) fn before_poll(&self, id: Id) {
+    pub(crate) fn before_poll<const CLAIM: bool>(&self, id: Id) {
         if let Some(n) = raw(id) {
             let i = Registry::first(n);
             if self.ids[i].load(Ordering::Acquire) == n {
                 // SAFETY: initialized (the slot holds `id`), and this is
                 // task `id`'s before-poll hook.
-                unsafe { Registry::enter(self.frame(i), n) };
+                unsafe { Registry::enter::<CLAIM>(self.frame(i), n) };
                 return;
             }
         }
-        self.before_poll_elsewhere(id);
+        self.before_poll_elsewhere::<CLAIM>(id);
     }
 
     #[cold]
     #[inline(never)]
-    fn before_poll_elsewhere(&self, id: Id) {
+    fn before_poll_elsewhere<const CLAIM: bool>(&self, id: Id) {
         if let Some((frame, _)) = self.find(id) {
             // SAFETY: found for task `id`, in its before-poll hook.
-            unsafe { Registry::enter(frame, tag(id)) };
+            unsafe { Registry::enter::<CLAIM>(frame, tag(id)) };
         }
     }
 
@@ -237,7 +240,7 @@ impl Registry {
     ///
     /// `frame` is task `tag`'s live frame, and this is its before-poll hook.
     #[inline(always)]
-    unsafe fn enter(frame: *mut TaskFrame, tag: u64) {
+    unsafe fn enter<const CLAIM: bool>(frame: *mut TaskFrame, tag: u64) {
         // SAFETY: alive, and no thread uses the frame but one that may still
         // be leaving it after the previous poll (`enter_paired` waits for
         // it); tokio does not run this task's poll or termination elsewhere
@@ -245,8 +248,13 @@ impl Registry {
         // poll returns; polls of other tasks nested in this one (a runtime
         // driven inside `block_in_place`) run both their hooks within it. Or
         // the task terminates first, also on this thread, and `end` leaves
-        // the frame. Task ids tell entries apart.
+        // the frame. Task ids tell entries apart. Between the poll and the
+        // after-poll hook nothing of ours reads the context, and a user's
+        // after-poll hook, which does, runs only on claimed frames.
         report(unsafe { TaskFrame::enter_paired(frame, tag) });
+        if CLAIM {
+            TaskFrame::claim_paired();
+        }
     }
 
     /// The after-poll hook: leaves this thread's entry of the task's frame,

@@ -500,3 +500,37 @@ fn the_next_poll_on_another_worker_waits_for_the_previous_after_poll_hook() {
     );
     assert_eq!(settled_frames(rt), Some(0));
 }
+
+/// A user's after-poll hook runs inside the task's frame after the poll has
+/// returned, when tokio may already poll the task again on another worker:
+/// every poll then waits for the previous after-poll hook, which reads the
+/// value bound by the poll it follows, never a later one (nor freed memory).
+#[test]
+fn a_user_after_poll_hook_reads_the_frame_of_the_poll_it_follows() {
+    static SEEN: Mutex<Vec<Option<u64>>> = Mutex::new(Vec::new());
+    let rt = ctx::Builder::new_multi_thread()
+        .worker_threads(2)
+        .on_after_task_poll(|_| {
+            // Long enough for the other worker to steal the woken task.
+            thread::sleep(Duration::from_millis(2));
+            SEEN.lock().unwrap().push(REQUEST.get());
+        })
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        third_party::spawn_worker(async {
+            for i in 0..20 {
+                let bound = REQUEST.set(i);
+                yield_once().await;
+                drop(bound);
+            }
+        })
+        .await
+        .unwrap();
+    });
+    drop(rt);
+    let mut expected: Vec<Option<u64>> = (0..20).map(Some).collect();
+    // The last poll ends the task: its after-poll hook runs outside it.
+    expected.push(None);
+    assert_eq!(*SEEN.lock().unwrap(), expected);
+}

@@ -236,11 +236,13 @@ fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
     // put the previous pointer back: `Entered` borrows its frame for its whole
     // life and uninstalls in `Drop` (it is never leaked while installed);
     // `TaskFrame` boxes its frame and never frees the box while the frame may
-    // be current on some thread (it leaks it instead; after `enter_paired`
-    // the caller of that unsafe method guarantees it is left or ended on
-    // this thread first). Frames are only ever
-    // accessed through their `RefCell`, so only shared references to one
-    // exist, and only on the thread where it is current.
+    // be current on some thread (it leaks it instead), except after a paired
+    // entry's poll has returned: the caller of the unsafe `enter_paired`
+    // then guarantees that nothing reads the context on this thread before
+    // `leave_paired` restores the previous pointer, unless the frame is
+    // claimed (and so kept alive). Frames are only ever accessed through
+    // their `RefCell`, so only shared references to one exist, and only on
+    // the thread where it is current.
     Some(unsafe { &*current })
 }
 
@@ -762,13 +764,7 @@ pub(crate) fn add_hook(
     // A hook registered in a task frame entered with `enter_paired` makes
     // its leave take the slow path: claim the frame now, before the poll
     // returns (see `task::Inner::claimed`).
-    let current = CURRENT.with(|c| c.frame.get());
-    if paired_of(current).is_some_and(|p| p.flags & CLAIMED == 0) {
-        // SAFETY: the paired frame is a `TaskFrame`'s, entered on this
-        // thread: alive.
-        unsafe { crate::task::claim(current) };
-        paired_set_claimed();
-    }
+    crate::TaskFrame::claim_paired();
     Ok(registered)
 }
 

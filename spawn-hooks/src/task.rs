@@ -113,7 +113,7 @@ struct Inner {
 /// # Safety
 ///
 /// `frame` is the frame of a live `TaskFrame`.
-pub(crate) unsafe fn claim(frame: FramePtr) {
+unsafe fn claim(frame: FramePtr) {
     // SAFETY: the caller's contract; `frame` is the `frame` field of an
     // `Inner`, from which its `claimed` field is reached.
     unsafe { &*claim_word(frame) }.store(true, Ordering::Relaxed);
@@ -300,6 +300,10 @@ impl TaskFrame {
     ///   `is_claimed`).
     /// - `tag` is not 0, and tells this entry apart from any other paired
     ///   entry open on the thread.
+    /// - Between the return of the poll and `leave_paired`, no code on this
+    ///   thread reads the context unless the entry was claimed with
+    ///   [`claim_paired`](TaskFrame::claim_paired): another thread may
+    ///   already be polling or ending an unclaimed frame then.
     ///
     /// # Errors
     ///
@@ -332,6 +336,42 @@ impl TaskFrame {
             return enter_paired_after_wait(inner, tag);
         }
         enter_paired_now(inner, tag)
+    }
+
+    /// Claims the frame of this thread's innermost paired entry until its
+    /// [`leave_paired`](TaskFrame::leave_paired), as a frame with hooks is:
+    /// for an executor that runs code reading the context between the
+    /// return of the poll and `leave_paired` (a user's after-poll callback
+    /// run inside the task's frame), which the next poll of the task on
+    /// another thread, or its end there, must then wait for. Does nothing
+    /// without a paired entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use spawn_hooks::{Snapshot, TaskFrame};
+    ///
+    /// let task = TaskFrame::new(Snapshot::empty());
+    /// // SAFETY: alive, not entered, used by nobody else; left below.
+    /// unsafe { TaskFrame::enter_paired(&task, 1) }.unwrap();
+    /// TaskFrame::claim_paired();
+    /// // SAFETY: `task` is alive.
+    /// assert!(unsafe { TaskFrame::is_claimed(&task) });
+    /// // SAFETY: entered above with tag 1, on this thread.
+    /// unsafe { TaskFrame::leave_paired(1) }.unwrap();
+    /// // SAFETY: as above.
+    /// assert!(!unsafe { TaskFrame::is_claimed(&task) });
+    /// ```
+    #[inline]
+    pub fn claim_paired() {
+        if let Some(entry) = frame::paired_of(frame::current_ptr()) {
+            if entry.flags & frame::CLAIMED == 0 {
+                // SAFETY: the innermost paired entry's frame is a live
+                // `TaskFrame`'s, entered on this thread.
+                unsafe { claim(entry.frame) };
+                frame::paired_set_claimed();
+            }
+        }
     }
 
     /// After a poll: leaves the innermost paired entry of this thread if it
@@ -511,8 +551,7 @@ fn enter_paired_after_wait(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
 fn resume_paired(inner: &Inner) -> Result<(), CaughtPanic> {
     let resumed = frame::resume_current(&inner.frame);
     if frame::has_hooks(&inner.frame) {
-        inner.claimed.store(true, Ordering::Relaxed);
-        frame::paired_set_claimed();
+        TaskFrame::claim_paired();
     }
     resumed.map_or(Ok(()), Err)
 }
