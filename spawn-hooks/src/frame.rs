@@ -227,7 +227,7 @@ fn with_current<R>(f: impl FnOnce(&RefCell<Frame>) -> R) -> Option<R> {
 /// callers use the reference at once, within the installation of the frame.
 #[inline]
 fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
-    let current = CURRENT.with(|c| c.frame.get());
+    let current = current_ptr();
     if current.is_null() {
         return None;
     }
@@ -261,7 +261,7 @@ pub(crate) fn current_ptr() -> FramePtr {
 /// [`is_current`] from an address alone.
 #[inline]
 pub(crate) fn is_current_ptr(frame: FramePtr) -> bool {
-    ptr::eq(CURRENT.with(|c| c.frame.get()), frame)
+    ptr::eq(current_ptr(), frame)
 }
 
 // ===== Frame =====

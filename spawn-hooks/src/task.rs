@@ -202,9 +202,8 @@ impl TaskFrame {
     /// ```
     #[inline]
     pub unsafe fn is_current_at(this: *const TaskFrame) -> bool {
-        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
-        // pointer to its `Inner`, read here as such (not as a second box).
-        let inner = unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        // SAFETY: the caller's contract.
+        let inner = unsafe { inner_at(this) };
         // SAFETY: `inner` points into the live box; only an address is made.
         frame::is_current_ptr(unsafe { ptr::addr_of!((*inner).frame) })
     }
@@ -327,11 +326,10 @@ impl TaskFrame {
     /// ```
     #[inline(always)]
     pub unsafe fn enter_paired(this: *const TaskFrame, tag: u64) -> Result<(), CaughtPanic> {
-        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
-        // pointer to its `Inner`, read once here, as such. Everything below
-        // goes through a shared reference to the `Inner` (its mutable parts
-        // are cells and atomics).
-        let inner = unsafe { &*ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        // SAFETY: the caller's contract. Everything below goes through a
+        // shared reference to the `Inner` (its mutable parts are cells and
+        // atomics).
+        let inner = unsafe { &*inner_at(this) };
         if inner.claimed.load(Ordering::Acquire) {
             return enter_paired_after_wait(inner, tag);
         }
@@ -424,9 +422,9 @@ impl TaskFrame {
     #[inline]
     pub unsafe fn wait_unclaimed(this: *const TaskFrame) {
         // SAFETY: the caller's contract.
-        if unsafe { TaskFrame::is_claimed(this) } {
-            // SAFETY: as above.
-            wait_released(unsafe { TaskFrame::claim_of(this) });
+        let claimed = unsafe { TaskFrame::claim_of(this) };
+        if claimed.load(Ordering::Acquire) {
+            wait_released(claimed);
         }
     }
 
@@ -458,9 +456,8 @@ impl TaskFrame {
     /// `this` points to a live `TaskFrame`; the word lives as long as it.
     #[inline]
     unsafe fn claim_of<'a>(this: *const TaskFrame) -> &'a AtomicBool {
-        // SAFETY: the caller's contract; a `Box<Inner>` is a non-null
-        // pointer to its `Inner`, read here as such (not as a second box).
-        let inner = unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() };
+        // SAFETY: the caller's contract.
+        let inner = unsafe { inner_at(this) };
         // SAFETY: `inner` points into the live box; the word is atomic.
         unsafe { &*ptr::addr_of!((*inner).claimed) }
     }
@@ -521,6 +518,20 @@ impl TaskFrame {
         }
         panic.or(ended).map_or(Ok(()), Err)
     }
+}
+
+/// The `Inner` of the `TaskFrame` at `this`, without a reference to the
+/// `TaskFrame` (another thread may still be leaving its frame).
+///
+/// # Safety
+///
+/// `this` points to a live `TaskFrame`.
+#[inline(always)]
+unsafe fn inner_at(this: *const TaskFrame) -> *const Inner {
+    // SAFETY: the caller's contract; a `Box<Inner>` is a non-null pointer to
+    // its `Inner`, read here as such (not as a second box). The box pointer
+    // does not change while the `TaskFrame` lives but through `&mut`.
+    unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() }
 }
 
 /// `enter_paired` once the frame is not claimed.
