@@ -138,9 +138,7 @@ impl Registry {
     }
 
     fn shard(&self, id: Id) -> MutexGuard<'_, Overflow> {
-        let mut h = IdHasher::default();
-        id.hash(&mut h);
-        let shard = &self.overflow[(h.finish() >> 32) as usize % SHARDS];
+        let shard = &self.overflow[(hash(id) >> 32) as usize % SHARDS];
         // No code that can panic runs under this lock: poisoning is moot.
         shard.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -329,11 +327,7 @@ impl Registry {
 /// tokio ever hashed ids differently) its hash.
 #[inline(always)]
 fn tag(id: Id) -> u64 {
-    raw(id).unwrap_or_else(|| {
-        let mut h = IdHasher::default();
-        id.hash(&mut h);
-        h.finish() | 1
-    })
+    raw(id).unwrap_or_else(|| hash(id) | 1)
 }
 
 /// Drops the panic of a hook, caught by the protocol: the hooks run inside
@@ -391,6 +385,13 @@ impl Hasher for RawId {
         self.value = n;
         self.writes += 1;
     }
+}
+
+/// Task `id` hashed as the overflow map hashes it.
+fn hash(id: Id) -> u64 {
+    let mut h = IdHasher::default();
+    id.hash(&mut h);
+    h.finish()
 }
 
 /// The overflow map's hasher: task ids are integers handed out in sequence,
