@@ -25,6 +25,7 @@ all=(
     owns_any
     pending_before_lock
     clear_after_unlock
+    settle_all_at_once
 )
 if [ "$#" -gt 0 ]; then
     mutants=("$@")

@@ -24,6 +24,15 @@
 //!    what is left of the bindings and hooks is dropped, then the saved frame
 //!    becomes current again.
 //!
+//! When a dropped guard's removal takes effect: a guard dropped on a thread
+//! where its frame is entered (the current frame, or one further down that
+//! thread's stack of entered frames: [`Shared::entered_on`] says which
+//! thread) removes its binding or hook at once. Dropped anywhere else, it
+//! defers: the frame applies deferred removals at its next resume or end (or
+//! when it is next read or bound in), one at a time in drop order, each
+//! removed item finished (a hook resumed and dropped) before the next is
+//! applied, so it sees the context as it was when its guard dropped.
+//!
 //! No user code (hook callbacks, value or hook destructors) ever runs while a
 //! frame is borrowed: items are taken out, the borrow is released, then the
 //! item is called or dropped. That makes every entry point re-entrant.
@@ -42,7 +51,7 @@ use std::ptr;
 use crate::error::BindError;
 use crate::lifecycle::Lifecycle;
 use crate::mapping::{Mapping, Value};
-use crate::sync::{lock, thread_local, Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{lock, thread_local, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
@@ -295,6 +304,10 @@ struct FrameExt {
     hooks_out: bool,
     /// Hooks whose guard was dropped while they were out.
     removed_out: Vec<u64>,
+    /// Whether `settle_pending` is finishing a deferred removal: user code
+    /// that runs meanwhile sees the frame as it was when that removal's
+    /// guard dropped, so the later removals wait (see `settle_waits`).
+    settling: bool,
 }
 
 struct BindingRec {
@@ -314,10 +327,24 @@ struct HookSlot {
     poisoned: bool,
 }
 
-/// What a guard dropped away from its frame reaches: a queue of removals the
-/// frame applies the next time it is read, entered or resumed.
+/// What a guard reaches from any thread: where its frame is entered, and a
+/// queue of removals the frame applies at its next resume or end (or the
+/// next time it is read or bound in).
 pub(crate) struct Shared {
     pending: AtomicBool,
+    /// The [`thread_token`] of the thread on whose stack of entered frames
+    /// the frame is, or 0. Only that thread stores its own token here, and
+    /// it stores 0 before it leaves the frame (or when the frame ends), so a
+    /// thread that reads its own token knows, exactly, that the frame is
+    /// entered below it: alive, in place at `home`, and used by no other
+    /// thread. A thread's base frame keeps its token until the thread's
+    /// context is destroyed.
+    entered_on: AtomicUsize,
+    /// The frame's address, fixed when its first binding or hook made this
+    /// (the frame is current then, so in place until it ends; an ended frame
+    /// is never marked entered again). Only read on the thread named by
+    /// `entered_on`.
+    home: usize,
     state: Mutex<SharedState>,
 }
 
@@ -354,15 +381,19 @@ impl Frame {
     /// thread's base frame, for an executor polled inside another frame.
     pub(crate) fn isolated() -> Frame {
         Frame {
+            mapping: Mapping::empty(),
+            ext: None,
+            base: false,
             isolated: true,
-            ..Frame::default()
         }
     }
 
     pub(crate) fn with_mapping(mapping: Mapping) -> Frame {
         Frame {
             mapping,
-            ..Frame::default()
+            ext: None,
+            base: false,
+            isolated: false,
         }
     }
 
@@ -396,11 +427,15 @@ impl Frame {
             .is_some_and(|e| e.shared.pending.load(Ordering::Acquire))
     }
 
-    fn ext_mut(&mut self) -> &mut FrameExt {
+    /// The frame's extension, made on first use; `home` is the frame's own
+    /// address (it is current, so in place).
+    fn ext_mut(&mut self, home: FramePtr) -> &mut FrameExt {
         self.ext.get_or_insert_with(|| {
             Box::new(FrameExt {
                 shared: Arc::new(Shared {
                     pending: AtomicBool::new(false),
+                    entered_on: AtomicUsize::new(0),
+                    home: home as usize,
                     state: Mutex::new(SharedState {
                         closed: false,
                         removals: Vec::new(),
@@ -411,14 +446,15 @@ impl Frame {
                 hooks: Vec::new(),
                 hooks_out: false,
                 removed_out: Vec::new(),
+                settling: false,
             })
         })
     }
 
-    fn bind(&mut self, var: u64, value: Value) -> Registered {
+    fn bind(&mut self, home: FramePtr, var: u64, value: Value) -> Registered {
         let mapping = self.mapping.with(var, value.clone());
         let before = mem::replace(&mut self.mapping, mapping);
-        let ext = self.ext_mut();
+        let ext = self.ext_mut(home);
         let id = ext.new_id();
         ext.bindings.push(BindingRec {
             id,
@@ -429,8 +465,8 @@ impl Frame {
         (ext.shared.clone(), id)
     }
 
-    fn add_hook(&mut self, hook: Box<dyn Lifecycle>) -> Registered {
-        let ext = self.ext_mut();
+    fn add_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) -> Registered {
+        let ext = self.ext_mut(home);
         let id = ext.new_id();
         ext.hooks.push(HookSlot {
             id,
@@ -547,12 +583,48 @@ impl Frame {
         }
     }
 
-    fn take_pending(&mut self) -> Vec<Removed> {
+    /// Whether deferred removals must wait, though the frame is not
+    /// borrowed: one of them is being finished, or the hooks are out being
+    /// called. Code that runs then sees the frame as it is (a removal applied
+    /// there would overtake the ones in progress).
+    fn settle_waits(&self) -> bool {
+        self.ext
+            .as_deref()
+            .is_some_and(|e| e.settling || e.hooks_out)
+    }
+
+    fn set_settling(&mut self, on: bool) {
+        if let Some(ext) = self.ext.as_deref_mut() {
+            ext.settling = on;
+        }
+    }
+
+    /// Applies the oldest removal deferred by a guard dropped elsewhere, if
+    /// any: one at a time, so that each removed item is finished (a hook
+    /// resumed and dropped) seeing the frame as it was when its guard
+    /// dropped, later removals not yet applied.
+    fn take_one_pending(&mut self) -> Option<Removed> {
+        let id = self.ext.as_deref()?.shared.take_one()?;
+        Some(self.remove(id))
+    }
+
+    /// The mapping as it will be once the deferred removals are applied, for
+    /// a read that cannot apply them (a `with` callback holds the frame).
+    fn mapping_settled(&self) -> Mapping {
         let Some(ext) = self.ext.as_deref() else {
-            return Vec::new();
+            return self.mapping.clone();
         };
-        let ids = ext.shared.take_pending();
-        ids.into_iter().map(|id| self.remove(id)).collect()
+        let gone = ext.shared.pending_ids();
+        let Some(first) = ext.bindings.iter().position(|b| gone.contains(&b.id)) else {
+            return self.mapping.clone();
+        };
+        let mut mapping = ext.bindings[first].before.clone();
+        for later in &ext.bindings[first + 1..] {
+            if !gone.contains(&later.id) {
+                mapping = mapping.with(later.var, later.value.clone());
+            }
+        }
+        mapping
     }
 }
 
@@ -575,9 +647,14 @@ impl FrameExt {
     }
 }
 
-impl Drop for FrameExt {
+impl Drop for Frame {
+    /// Closes the frame before anything of it is dropped: a guard dropped by
+    /// a destructor below (a value of the mapping, a hook) then does nothing,
+    /// and the frame is no longer marked entered anywhere.
     fn drop(&mut self) {
-        self.shared.close();
+        if let Some(ext) = self.ext.as_deref() {
+            ext.shared.close();
+        }
     }
 }
 
@@ -609,18 +686,31 @@ impl Shared {
         self.pending.store(true, Ordering::Release);
     }
 
-    fn take_pending(&self) -> Vec<u64> {
+    /// Takes the oldest deferred removal; the flag is lowered with the last.
+    fn take_one(&self) -> Option<u64> {
         let mut state = lock(&self.state);
-        // Mutant: the flag is lowered after the lock is released.
-        #[cfg(spawn_hooks_mutant = "clear_after_unlock")]
-        if !state.closed {
-            let ids = mem::take(&mut state.removals);
-            drop(state);
+        if state.removals.is_empty() {
             self.pending.store(false, Ordering::Release);
-            return ids;
+            return None;
         }
-        self.pending.store(false, Ordering::Release);
-        mem::take(&mut state.removals)
+        let id = state.removals.remove(0);
+        if state.removals.is_empty() {
+            // Mutant: the flag is lowered after the lock is released.
+            #[cfg(spawn_hooks_mutant = "clear_after_unlock")]
+            {
+                drop(state);
+                self.pending.store(false, Ordering::Release);
+                return Some(id);
+            }
+            #[cfg(not(spawn_hooks_mutant = "clear_after_unlock"))]
+            self.pending.store(false, Ordering::Release);
+        }
+        Some(id)
+    }
+
+    /// The ids of the deferred removals.
+    fn pending_ids(&self) -> Vec<u64> {
+        lock(&self.state).removals.clone()
     }
 
     fn close(&self) {
@@ -628,6 +718,7 @@ impl Shared {
         state.closed = true;
         state.removals = Vec::new();
         self.pending.store(false, Ordering::Release);
+        self.entered_on.store(0, Ordering::Relaxed);
     }
 }
 
@@ -690,29 +781,60 @@ fn settle(cell: &RefCell<Frame>) -> Option<Payload> {
     settle_pending(cell)
 }
 
+/// Applies the deferred removals one at a time, in drop order: each item is
+/// taken out and finished (user code runs) before the next is taken. Does
+/// nothing while the frame is borrowed (a `with` callback reading it: the
+/// removals wait until it returns).
 #[cold]
 #[inline(never)]
 fn settle_pending(cell: &RefCell<Frame>) -> Option<Payload> {
-    let removed = match cell.try_borrow_mut() {
-        Ok(mut frame) if frame.has_pending() => frame.take_pending(),
+    match cell.try_borrow_mut() {
+        Ok(mut frame) if !frame.settle_waits() => frame.set_settling(true),
         _ => return None,
-    };
-    let mut payload = None;
-    for r in removed {
-        keep_first(&mut payload, r.finish());
     }
+    let mut payload = None;
+    // Mutant: every removal is applied before any removed item is finished.
+    #[cfg(spawn_hooks_mutant = "settle_all_at_once")]
+    {
+        let mut all = Vec::new();
+        loop {
+            let next = cell.borrow_mut().take_one_pending();
+            let Some(r) = next else { break };
+            all.push(r);
+        }
+        for r in all {
+            keep_first(&mut payload, r.finish());
+        }
+    }
+    // Each item is finished without the borrow (user code runs); the frame
+    // is borrowed by nobody else meanwhile but that code, which cannot
+    // settle (see `settle_waits`), so `borrow_mut` cannot fail.
+    loop {
+        let next = cell.borrow_mut().take_one_pending();
+        let Some(removed) = next else { break };
+        keep_first(&mut payload, removed.finish());
+    }
+    cell.borrow_mut().set_settling(false);
     payload
 }
 
 /// Calls `f` with the current frame's mapping (an empty one where the thread's
 /// context is gone, during thread-local destruction).
+///
+/// `f` runs with the frame borrowed: a guard of this frame dropped inside it
+/// cannot remove its item at once and defers; reads inside `f` see the
+/// frame as if the removal had been applied, and the removal is applied
+/// when `f` returns.
 #[inline]
 pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     // The common case, inline: a frame with nothing deferred.
     if let Some(cell) = current_framed() {
         if let Ok(frame) = cell.try_borrow() {
             if !frame.has_pending() {
-                return f(&frame.mapping);
+                let r = f(&frame.mapping);
+                drop(frame);
+                rethrow(settle(cell));
+                return r;
             }
         }
     }
@@ -723,14 +845,18 @@ pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
 fn read_slow<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     let mut f = Some(f);
     let done = with_current(|cell| {
-        let mut frame = cell.try_borrow().ok()?;
-        if frame.has_pending() {
-            drop(frame);
-            rethrow(settle(cell));
-            frame = cell.try_borrow().ok()?;
-        }
+        rethrow(settle(cell));
+        let frame = cell.try_borrow().ok()?;
         let f = f.take()?;
-        Some(f(&frame.mapping))
+        let r = if frame.has_pending() && !frame.settle_waits() {
+            // Still deferred: an enclosing `with` callback holds the frame.
+            f(&frame.mapping_settled())
+        } else {
+            f(&frame.mapping)
+        };
+        drop(frame);
+        rethrow(settle(cell));
+        Some(r)
     });
     match done {
         Some(Some(r)) => r,
@@ -749,7 +875,7 @@ pub(crate) fn current_mapping() -> Mapping {
 
 /// Registers a binding in the current frame.
 pub(crate) fn bind(name: &'static str, var: u64, value: Value) -> Result<Registered, BindError> {
-    register(name, |frame| frame.bind(var, value))
+    register(name, |frame, home| frame.bind(home, var, value))
 }
 
 /// Registers a hook in the current frame; on refusal the hook is handed back.
@@ -757,8 +883,8 @@ pub(crate) fn add_hook(
     hook: Box<dyn Lifecycle>,
 ) -> Result<Registered, (BindError, Box<dyn Lifecycle>)> {
     let mut hook = Some(hook);
-    let registered = register("a lifecycle hook", |frame| {
-        frame.add_hook(hook.take().expect("registered once"))
+    let registered = register("a lifecycle hook", |frame, home| {
+        frame.add_hook(home, hook.take().expect("registered once"))
     })
     .map_err(|e| (e, hook.take().expect("not registered")))?;
     // A hook registered in a task frame entered with `enter_paired` makes
@@ -768,7 +894,10 @@ pub(crate) fn add_hook(
     Ok(registered)
 }
 
-fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R, BindError> {
+fn register<R>(
+    what: &'static str,
+    f: impl FnOnce(&mut Frame, FramePtr) -> R,
+) -> Result<R, BindError> {
     let done = with_current(|cell| {
         rethrow(settle(cell));
         let mut frame = cell
@@ -777,22 +906,79 @@ fn register<R>(what: &'static str, f: impl FnOnce(&mut Frame) -> R) -> Result<R,
         if frame.refuses() {
             return Err(BindError::unframed(what));
         }
-        Ok(f(&mut frame))
+        let registered = f(&mut frame, cell);
+        drop(frame);
+        // The frame is entered on this thread: say so to its guards, unless
+        // it is a paired entry (marked only once claimed: an unclaimed one is
+        // left without being read, so it could not be unmarked).
+        if paired_of(cell).is_none() {
+            mark(cell);
+        }
+        Ok(registered)
     });
     done.unwrap_or_else(|| Err(BindError::destroyed(what)))
 }
 
-/// Removes a binding or hook by identity: at once when its frame is the
-/// current one on this thread, otherwise the next time that frame is read,
-/// entered or resumed.
+/// Removes a binding or hook by identity: at once when its frame is entered
+/// on this thread (the current frame, or one further down the thread's stack
+/// of entered frames), otherwise at that frame's next resume or end (or the
+/// next time it is read or bound in).
 pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
     let removed = with_current(|cell| {
         let mut frame = cell.try_borrow_mut().ok()?;
         frame.owns(shared).then(|| frame.remove(id))
-    });
-    match removed.flatten() {
+    })
+    .flatten()
+    .or_else(|| remove_below(shared, id));
+    match removed {
         Some(removed) => rethrow(removed.finish().err()),
         None => shared.defer(id),
+    }
+}
+
+/// [`release`] of an item whose frame is not the current one: removed at
+/// once if the frame is entered further down this thread's stack.
+#[cold]
+fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
+    if shared.entered_on.load(Ordering::Relaxed) != thread_token() {
+        return None;
+    }
+    // SAFETY: this thread stored its own token in `entered_on`, and stores 0
+    // before it leaves the frame or the frame ends (`Shared::entered_on`):
+    // the frame is entered on this thread, so its owner keeps it alive and
+    // in place at `home` (as for the current frame: see `current_framed`),
+    // and no other thread uses it. Only a shared reference is made; the
+    // frame is reached through its `RefCell`.
+    let cell = unsafe { &*(shared.home as FramePtr) };
+    let mut frame = cell.try_borrow_mut().ok()?;
+    frame.owns(shared).then(|| frame.remove(id))
+}
+
+/// A number that tells the calling thread apart from every other live
+/// thread, never 0: the address of its current-frame cell.
+#[inline]
+fn thread_token() -> usize {
+    CURRENT.with(|c| ptr::from_ref(c) as usize)
+}
+
+/// Tells the guards of `frame` (if it has any) that it is entered on this
+/// thread. The caller unmarks it before leaving it.
+#[inline]
+pub(crate) fn mark(frame: &RefCell<Frame>) {
+    // SAFETY: as in `has_registrations`.
+    if let Some(ext) = unsafe { &*frame.as_ptr() }.ext.as_deref() {
+        ext.shared
+            .entered_on
+            .store(thread_token(), Ordering::Relaxed);
+    }
+}
+
+/// Undoes [`mark`], as `frame` is left.
+#[inline]
+fn unmark(frame: &RefCell<Frame>) {
+    // SAFETY: as in `has_registrations`.
+    if let Some(ext) = unsafe { &*frame.as_ptr() }.ext.as_deref() {
+        ext.shared.entered_on.store(0, Ordering::Relaxed);
     }
 }
 
@@ -892,6 +1078,19 @@ impl<'a> Entered<'a> {
         self.leave = Leave::End;
     }
 
+    /// Makes dropping `self` end the frame (step 5), from now on: set before
+    /// the last destructors of the frame's owner run, so that the frame ends
+    /// even if one of them panics.
+    pub(crate) fn ending(&mut self) {
+        self.leave = Leave::End;
+    }
+
+    /// Forgets the panic of a hook caught on resume (the thread is already
+    /// unwinding: resuming it would abort the process).
+    pub(crate) fn discard_panic(&mut self) {
+        self.panic = None;
+    }
+
     /// Leaves the frame after a `Pending` poll (step 4): what dropping `self`
     /// does, without the drop glue when nothing panicked.
     #[inline]
@@ -939,6 +1138,14 @@ impl fmt::Debug for Entered<'_> {
 /// [`uninstall`] on this thread (see `with_current`).
 #[inline]
 pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
+    mark(frame);
+    install_unmarked(frame)
+}
+
+/// [`install`] for a paired entry, which is marked entered only once claimed
+/// (`TaskFrame::claim_paired`).
+#[inline]
+pub(crate) fn install_unmarked(frame: &RefCell<Frame>) -> FramePtr {
     CURRENT.with(|c| c.frame.replace(frame))
 }
 
@@ -998,6 +1205,7 @@ pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
 pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) -> Option<Payload> {
     if leave == Leave::Suspend && !has_registrations(frame) {
         // Nothing to yield (no hooks, no deferred removals): only the swap.
+        unmark(frame);
         restore(prev);
         return None;
     }
@@ -1032,6 +1240,7 @@ pub(crate) fn uninstall_slow(
     if work {
         leave_current(frame, leave, &mut panic);
     }
+    unmark(frame);
     restore(prev);
     if leave == Leave::End {
         if let Ok(mut f) = frame.try_borrow_mut() {

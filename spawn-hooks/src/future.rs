@@ -140,22 +140,30 @@ impl<F: Future> Future for Framed<F> {
         // Mutant: a suspended frame is entered without resuming its hooks.
         #[cfg(spawn_hooks_mutant = "no_resume")]
         let resuming = resuming && false;
-        let entered = Entered::enter(this.frame, resuming, Leave::Suspend);
+        let mut entered = Entered::enter(this.frame, resuming, Leave::Suspend);
         if entered.panicked() {
-            // A hook panicked on resume: leave (the others yield) and let the
-            // panic go on from here, as if the future had panicked.
-            drop(entered);
-            unreachable!("the hook's panic is resumed when the frame is left");
+            if !std::thread::panicking() {
+                // A hook panicked on resume: leave (the others yield) and let
+                // the panic go on from here, as if the future had panicked.
+                drop(entered);
+                unreachable!("the hook's panic is resumed when the frame is left");
+            }
+            // Polled from a destructor while the thread unwinds: a second
+            // panic would abort the process. The hook is gone; the poll goes
+            // on without it.
+            entered.discard_panic();
         }
         let Some(fut) = this.future.as_mut().as_pin_mut() else {
             unreachable!("a suspended frame has its future")
         };
         let poll = fut.poll(cx);
         if poll.is_ready() {
-            // Drop what the future still owns while its frame is current.
-            this.future.set(None);
+            // Drop what the future still owns while its frame is current;
+            // the frame ends even if that destructor panics.
             *this.state = State::Done;
-            entered.end();
+            entered.ending();
+            this.future.set(None);
+            drop(entered);
         } else {
             entered.suspend();
         }

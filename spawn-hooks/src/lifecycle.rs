@@ -129,8 +129,19 @@ pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
 }
 
 /// The guard of a hook registered with [`enter`]: dropping it deregisters the
-/// hook and drops it (in the entered state: if its frame is suspended, that
-/// happens when the frame is next resumed or dropped, on its thread).
+/// hook and drops it, in the entered state.
+///
+/// # When the removal takes effect
+///
+/// Dropped on a thread where the hook's frame is entered (it is the current
+/// frame, or one further down: the guard dropped inside a nested `.frame()`
+/// or `sync_scope`), the hook gets no more `on_yield`/`on_resume` and is
+/// dropped before the drop of the guard returns. Dropped anywhere else (its
+/// frame suspended, or running on another thread), the removal is deferred:
+/// at the frame's next resume or end, on its thread, the hook is resumed if
+/// it was suspended, then dropped. Deferred removals are applied one at a
+/// time in drop order, and each hook sees the context as it was when its
+/// guard dropped (later removals not yet applied).
 ///
 /// `Send`, so a future that holds one across an `.await` stays `Send`.
 ///

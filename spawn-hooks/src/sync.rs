@@ -12,7 +12,7 @@
 
 #[cfg(not(spawn_hooks_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
     pub(crate) use std::thread_local;
 
@@ -31,7 +31,7 @@ mod imp {
 
 #[cfg(spawn_hooks_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
 
     /// `loom::thread_local!`, also accepting std's `const { ... }`

@@ -269,11 +269,7 @@ impl TaskFrame {
             return Ok(());
         }
         let prev = mem::replace(&mut this.prev, not_entered());
-        if frame::has_registrations(&this.frame) {
-            return frame::uninstall_slow(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err);
-        }
-        frame::restore(prev);
-        Ok(())
+        frame::uninstall(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err)
     }
 
     /// Before a poll, for an executor that calls its after-poll callback on
@@ -368,6 +364,10 @@ impl TaskFrame {
                 // `TaskFrame`'s, entered on this thread.
                 unsafe { claim(entry.frame) };
                 frame::paired_set_claimed();
+                // Claimed, it is left through `uninstall_slow`, which
+                // unmarks it: its guards may now find it entered here.
+                // SAFETY: as above; the frame is alive and in place.
+                frame::mark(unsafe { &*entry.frame });
             }
         }
     }
@@ -538,7 +538,7 @@ unsafe fn inner_at(this: *const TaskFrame) -> *const Inner {
 #[inline(always)]
 fn enter_paired_now(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
     debug_assert!(!inner.is_entered(), "entered twice");
-    let prev = frame::install(&inner.frame);
+    let prev = frame::install_unmarked(&inner.frame);
     frame::paired_push(&inner.frame, prev, tag);
     // A frame not polled yet has nothing to resume: its first entry skips
     // the work as any frame without hooks does.

@@ -284,6 +284,18 @@ impl<T> fmt::Debug for Variable<T> {
 /// `Send`, so a future that holds one across an `.await` stays `Send`.
 /// Dropping it removes this binding and no other, on whatever thread it drops.
 ///
+/// # When the removal takes effect
+///
+/// Dropped on a thread where the binding's frame is entered (it is the
+/// current frame, or one further down: the guard dropped inside a nested
+/// `.frame()` or `sync_scope`), the binding is removed before the drop
+/// returns. Dropped anywhere else (its frame suspended, or running on another
+/// thread), the removal is deferred: the frame applies it at its next resume
+/// or end (or when it is next read or bound in), one deferred removal at a
+/// time, in drop order. Dropped inside a [`Variable::with`] callback, it is
+/// removed when the callback returns; reads inside the callback already
+/// miss it.
+///
 /// # Examples
 ///
 /// ```
@@ -291,6 +303,11 @@ impl<T> fmt::Debug for Variable<T> {
 /// static V: Variable<&str> = Variable::new("v");
 /// let binding = V.set("here");
 /// std::thread::spawn(move || drop(binding)).join().unwrap();
+/// assert_eq!(V.get(), None);
+///
+/// // Dropped in a nested frame: removed at once from the outer one.
+/// let outer = V.set("outer");
+/// V.sync_scope("nested", move || drop(outer));
 /// assert_eq!(V.get(), None);
 /// ```
 #[must_use = "the binding is removed as soon as this guard is dropped"]

@@ -4,6 +4,7 @@
 //! entered, dropped while current): wrong contexts at worst, never a frame
 //! freed while a thread still points to it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -179,17 +180,31 @@ fn a_frame_with_hooks_is_claimed_until_its_paired_entry_is_left() {
     // entry is left.
     enter_paired(&mut task, 1);
     let at = &task as *const TaskFrame as usize;
-    let waited = thread::spawn(move || {
-        let started = std::time::Instant::now();
-        // SAFETY: `task` outlives this thread (joined below), and only its
-        // claim word is read.
-        unsafe { TaskFrame::wait_unclaimed(at as *const TaskFrame) };
-        started.elapsed()
+    let waiting = Arc::new(AtomicBool::new(false));
+    let left = Arc::new(AtomicBool::new(false));
+    let waiter = thread::spawn({
+        let (waiting, left) = (waiting.clone(), left.clone());
+        move || {
+            // SAFETY: `task` outlives this thread (joined below), and only
+            // its claim word is read.
+            assert!(unsafe { TaskFrame::is_claimed(at as *const TaskFrame) });
+            waiting.store(true, Ordering::Release);
+            // SAFETY: as above.
+            unsafe { TaskFrame::wait_unclaimed(at as *const TaskFrame) };
+            left.load(Ordering::Acquire)
+        }
     });
-    thread::sleep(std::time::Duration::from_millis(50));
+    // The waiter found the frame claimed and is waiting (or about to).
+    while !waiting.load(Ordering::Acquire) {
+        thread::yield_now();
+    }
+    thread::sleep(std::time::Duration::from_millis(20));
+    left.store(true, Ordering::Release);
     leave_paired(1);
-    let waited = waited.join().unwrap();
-    assert!(waited >= std::time::Duration::from_millis(40), "{waited:?}");
+    assert!(
+        waiter.join().unwrap(),
+        "the wait returned before the entry was left"
+    );
 }
 
 #[test]

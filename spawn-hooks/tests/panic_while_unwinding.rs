@@ -1,0 +1,249 @@
+//! Invariant 4 where it is hardest: user code that panics while the thread is
+//! already unwinding (a future polled or dropped from a destructor during a
+//! panic), and destructors that panic after a future's `Ready`. The process
+//! must never abort, and hooks are dropped entered, in their frame.
+//!
+//! A scenario that used to abort runs in a child process (this test binary,
+//! re-executed with only that test selected), so that an abort fails the test
+//! instead of killing the suite.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use spawn_hooks::{enter, FutureExt, Lifecycle, Snapshot, Variable};
+
+static V: Variable<u32> = Variable::new("v");
+
+const CHILD: &str = "SPAWN_HOOKS_TEST_CHILD";
+const DONE: &str = "scenario finished";
+
+/// Runs `scenario` in a child process (this test binary, selecting only
+/// `test`), and asserts that it ran to its end and the child exited normally.
+fn in_child(test: &str, scenario: impl FnOnce()) {
+    if std::env::var(CHILD).as_deref() == Ok(test) {
+        scenario();
+        println!("{DONE}");
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(DONE),
+        "the child running `{test}` did not finish: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}
+
+/// Returns `Pending` once (waking itself), then `Ready`.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(&futures::task::noop_waker()))
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A hook that logs what it sees, and panics in the callbacks it is told to.
+struct Hook {
+    log: Log,
+    panic_on_resume: bool,
+    panic_on_drop: bool,
+}
+
+impl Hook {
+    fn new(log: &Log) -> Hook {
+        Hook {
+            log: log.clone(),
+            panic_on_resume: false,
+            panic_on_drop: false,
+        }
+    }
+    fn panicking_on_resume(mut self) -> Hook {
+        self.panic_on_resume = true;
+        self
+    }
+    fn panicking_on_drop(mut self) -> Hook {
+        self.panic_on_drop = true;
+        self
+    }
+    fn note(&self, what: &str) {
+        if let Ok(mut log) = self.log.lock() {
+            log.push(format!("{what} v={:?}", V.get()));
+        }
+    }
+}
+
+impl Lifecycle for Hook {
+    fn on_yield(&mut self) {
+        self.note("yield");
+    }
+    fn on_resume(&mut self) {
+        self.note("resume");
+        if self.panic_on_resume {
+            panic!("hook: on_resume");
+        }
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        self.note("drop");
+        if self.panic_on_drop {
+            panic!("hook: drop");
+        }
+    }
+}
+
+/// Polls its future once when dropped.
+struct PollOnDrop(Option<Pin<Box<dyn Future<Output = ()>>>>);
+
+impl Drop for PollOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut f) = self.0.take() {
+            let _ = poll_once(f.as_mut());
+        }
+    }
+}
+
+// ===== D1: a hook's `on_resume` panics while the thread unwinds =====
+
+#[test]
+fn a_hook_panicking_on_resume_during_unwinding_does_not_abort() {
+    in_child(
+        "a_hook_panicking_on_resume_during_unwinding_does_not_abort",
+        || {
+            let log = Log::default();
+            let l = log.clone();
+            let mut f: Pin<Box<dyn Future<Output = ()>>> = Box::pin(
+                async move {
+                    let _h = enter(Hook::new(&l).panicking_on_resume());
+                    yield_once().await;
+                    l.lock().unwrap().push("body went on".into());
+                }
+                .frame(),
+            );
+            assert!(poll_once(f.as_mut()).is_pending());
+            let outer = catch_unwind(AssertUnwindSafe(|| {
+                let _d = PollOnDrop(Some(f));
+                panic!("outer");
+            }));
+            assert!(outer.is_err());
+            // The hook's panic is discarded (the thread was unwinding), the
+            // hook dropped, and the poll went on without it.
+            assert_eq!(
+                *log.lock().unwrap(),
+                [
+                    "yield v=None",
+                    "resume v=None",
+                    "drop v=None",
+                    "body went on"
+                ]
+            );
+            assert!(Snapshot::capture().is_empty());
+        },
+    );
+}
+
+#[test]
+fn a_hook_panicking_on_resume_outside_unwinding_panics_the_poll() {
+    let log = Log::default();
+    let l = log.clone();
+    let mut f = Box::pin(
+        async move {
+            let _h = enter(Hook::new(&l).panicking_on_resume());
+            yield_once().await;
+            l.lock().unwrap().push("body went on".into());
+        }
+        .frame(),
+    );
+    assert!(poll_once(f.as_mut()).is_pending());
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"hook: on_resume"));
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["yield v=None", "resume v=None", "drop v=None"]
+    );
+    assert!(Snapshot::capture().is_empty());
+}
+
+// ===== D2: a future whose destructor panics after `Ready` =====
+
+/// Registers a hook (its guard forgotten) and returns `Ready`; its own
+/// destructor panics.
+struct ReadyThenPanicOnDrop {
+    hook: Option<Hook>,
+}
+
+impl Future for ReadyThenPanicOnDrop {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        std::mem::forget(enter(self.hook.take().unwrap()));
+        Poll::Ready(())
+    }
+}
+
+impl Drop for ReadyThenPanicOnDrop {
+    fn drop(&mut self) {
+        panic!("future: drop");
+    }
+}
+
+#[test]
+fn a_future_panicking_in_drop_after_ready_still_ends_its_frame() {
+    let log = Log::default();
+    let mut f = Box::pin(V.scope(
+        60,
+        ReadyThenPanicOnDrop {
+            hook: Some(Hook::new(&log)),
+        },
+    ));
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"future: drop"));
+    // The hook is dropped in its frame, entered: never yielded.
+    assert_eq!(*log.lock().unwrap(), ["drop v=Some(60)"]);
+    drop(f);
+    assert_eq!(log.lock().unwrap().len(), 1);
+    assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn a_future_and_its_hook_both_panicking_in_drop_after_ready_do_not_abort() {
+    in_child(
+        "a_future_and_its_hook_both_panicking_in_drop_after_ready_do_not_abort",
+        || {
+            let log = Log::default();
+            let mut f = Box::pin(V.scope(
+                60,
+                ReadyThenPanicOnDrop {
+                    hook: Some(Hook::new(&log).panicking_on_drop()),
+                },
+            ));
+            let err = catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).unwrap_err();
+            assert_eq!(err.downcast_ref::<&str>(), Some(&"future: drop"));
+            assert_eq!(*log.lock().unwrap(), ["drop v=Some(60)"]);
+            drop(f);
+            assert!(Snapshot::capture().is_empty());
+        },
+    );
+}
