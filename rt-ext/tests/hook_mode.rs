@@ -534,3 +534,74 @@ fn a_user_after_poll_hook_reads_the_frame_of_the_poll_it_follows() {
     expected.push(None);
     assert_eq!(*SEEN.lock().unwrap(), expected);
 }
+
+/// At shutdown tokio drops a pending plain task's future outside any poll,
+/// so its guards defer, hook first, then binding; the frame's end applies
+/// them in that order: each hook is resumed and dropped seeing its task's
+/// binding, as it would have when dropped in place.
+#[test]
+fn hooks_of_tasks_pending_at_shutdown_see_their_own_context() {
+    const TASKS: u64 = 2_000;
+
+    /// Counts the calls that see `REQUEST` as its task bound it, and those
+    /// that do not.
+    struct Expect {
+        want: u64,
+        right: Arc<AtomicUsize>,
+        wrong: Arc<AtomicUsize>,
+    }
+    impl Expect {
+        fn check(&self) {
+            let counter = if REQUEST.get() == Some(self.want) {
+                &self.right
+            } else {
+                &self.wrong
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    impl Lifecycle for Expect {
+        fn on_yield(&mut self) {}
+        fn on_resume(&mut self) {
+            self.check();
+        }
+    }
+    impl Drop for Expect {
+        fn drop(&mut self) {
+            self.check();
+        }
+    }
+
+    let right = Arc::new(AtomicUsize::new(0));
+    let wrong = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let rt = ctx::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on({
+        let (right, wrong, started) = (right.clone(), wrong.clone(), started.clone());
+        async move {
+            for want in 0..TASKS {
+                let (right, wrong, started) = (right.clone(), wrong.clone(), started.clone());
+                third_party::spawn_worker(async move {
+                    let _bound = REQUEST.set(want);
+                    let _hook = ctx::enter(Expect { want, right, wrong });
+                    started.fetch_add(1, Ordering::Release);
+                    std::future::pending::<()>().await
+                });
+            }
+            while started.load(Ordering::Acquire) < TASKS as usize {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    drop(rt);
+    assert_eq!(
+        wrong.load(Ordering::Relaxed),
+        0,
+        "calls that saw another context"
+    );
+    // Each hook: resumed and dropped at the end of its frame.
+    assert_eq!(right.load(Ordering::Relaxed), 2 * TASKS as usize);
+}
