@@ -18,7 +18,8 @@ source benches/icount-lib.sh
 declare -A per_op
 ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
      poll_instrument_none poll_otel poll_dcontext get_task_local get_rtext get_rtext16
-     get_otel get_dcontext capture_1 capture_256 capture_dcontext10 spawn_tokio
+     get_otel get_dcontext capture_1 capture_256 capture_dcontext10 frame_create
+     frame_run poll_frame spawn_tokio
      spawn_rtext spawn_rtext16 encode_rtext10 decode_rtext10 encode_dcontext10
      decode_dcontext10)
 printf '| operation | instructions/op |\n|---|---:|\n'

@@ -55,6 +55,23 @@
 //! });
 //! ```
 //!
+//! A frame takes its starting context where it is *created* (TC39: a
+//! generator runs in the context of its creation), whoever polls it first:
+//! `.frame()`, [`Variable::scope`], [`Snapshot::scope`] and every spawn
+//! capture at the call. A plain, unframed future has no context of its own
+//! and sees whatever frame polls it:
+//!
+//! ```
+//! use rt_ext::{self as ctx, FutureExt as _};
+//!
+//! static V: ctx::Variable<&str> = ctx::Variable::new("v");
+//! let rt = ctx::Runtime::new().unwrap();
+//! let framed = V.sync_scope("created", || async { V.get() }.frame());
+//! let plain = V.sync_scope("created", || async { V.get() });
+//! assert_eq!(V.sync_scope("polled", || rt.block_on(framed)), Some("created"));
+//! assert_eq!(V.sync_scope("polled", || rt.block_on(plain)), Some("polled"));
+//! ```
+//!
 //! # Unframed code
 //!
 //! A task spawned with plain `tokio::spawn`, or a future run by a plain

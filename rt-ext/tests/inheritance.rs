@@ -11,7 +11,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use rt_ext as ctx;
+use rt_ext::{self as ctx, FutureExt as _};
 use tokio::sync::oneshot;
 
 static NAME: ctx::Variable<&'static str> = ctx::Variable::new("name");
@@ -453,4 +453,31 @@ fn task_tracker_spawns_inherit_and_isolate() {
         let handle = tracker.spawn_local(async_child(end));
         Box::pin(async { handle.await.unwrap() })
     })));
+}
+
+/// A `.frame()` made at the top level of a spawned task takes the task's
+/// context (inherited, plus what the task bound), wherever it is polled.
+#[test]
+fn a_frame_made_at_the_top_of_a_spawned_task_sees_the_tasks_context() {
+    static V: ctx::Variable<&str> = ctx::Variable::new("v");
+    static W: ctx::Variable<&str> = ctx::Variable::new("w");
+    let rt = ctx::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let seen = rt.block_on(V.scope("spawner", async {
+        ctx::spawn(async {
+            let _w = W.set("task");
+            let inner = async {
+                tokio::task::yield_now().await;
+                (V.get(), W.get())
+            }
+            .frame();
+            // Polled from a context of its own: the frame keeps the task's.
+            V.scope("poller", inner).await
+        })
+        .await
+        .unwrap()
+    }));
+    assert_eq!(seen, (Some("spawner"), Some("task")));
 }

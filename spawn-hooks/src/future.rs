@@ -12,13 +12,9 @@ use pin_project_lite::pin_project;
 use crate::frame::{self, Entered, Frame, Leave};
 use crate::mapping::{Mapping, Value};
 
-/// Where a frame's mapping comes from, and how far its future has got.
+/// How far a framed future has got.
 enum State {
-    /// From the poller's context at the first poll.
-    Inherit,
-    /// From the poller's context at the first poll, plus one binding.
-    InheritWith(u64, Value),
-    /// Already in the frame (spawns, snapshots): not polled yet.
+    /// Not polled yet: the frame holds the mapping it was created with.
     Given,
     /// Polled at least once, not finished.
     Suspended,
@@ -77,8 +73,7 @@ pin_project! {
             let resuming = match mem::replace(this.state, State::Done) {
                 State::Suspended => true,
                 State::Given => false,
-                // Never polled and never given a mapping: nothing to enter.
-                _ => return,
+                State::Done => return,
             };
             let entered = Entered::enter(this.frame, resuming, Leave::End);
             this.future.set(None);
@@ -96,12 +91,16 @@ impl<F> Framed<F> {
         }
     }
 
+    /// A frame that starts from the context current here, at its creation
+    /// (TC39: a generator or async callback runs in the context of its
+    /// creation), not where it is first polled.
     pub(crate) fn inherit(fut: F) -> Framed<F> {
-        Framed::new(fut, Frame::default(), State::Inherit)
+        Framed::given(frame::current_mapping(), fut)
     }
 
+    /// [`Framed::inherit`] plus one binding.
     pub(crate) fn inherit_with(id: u64, value: Value, fut: F) -> Framed<F> {
-        Framed::new(fut, Frame::default(), State::InheritWith(id, value))
+        Framed::given(frame::current_mapping().with(id, value), fut)
     }
 
     pub(crate) fn given(mapping: Mapping, fut: F) -> Framed<F> {
@@ -135,7 +134,7 @@ impl<F: Future> Future for Framed<F> {
         // the first poll's work is out of line.
         let resuming = match this.state {
             State::Suspended => true,
-            _ => first_poll(this.state, this.frame),
+            _ => first_poll(this.state),
         };
         // Mutant: a suspended frame is entered without resuming its hooks.
         #[cfg(spawn_hooks_mutant = "no_resume")]
@@ -171,20 +170,11 @@ impl<F: Future> Future for Framed<F> {
     }
 }
 
-/// Takes the frame's mapping at the first poll and marks the frame
-/// suspended; returns whether it already was (then it is resumed).
+/// Marks the frame suspended at its first poll; returns whether it already
+/// was (then it is resumed).
 #[cold]
-fn first_poll(state: &mut State, frame: &mut RefCell<Frame>) -> bool {
-    let frame = frame.get_mut();
+fn first_poll(state: &mut State) -> bool {
     match mem::replace(state, State::Suspended) {
-        State::Inherit => {
-            frame.mapping = frame::current_mapping();
-            false
-        }
-        State::InheritWith(id, value) => {
-            frame.mapping = frame::current_mapping().with(id, value);
-            false
-        }
         State::Given => false,
         State::Suspended => true,
         State::Done => {
@@ -203,7 +193,7 @@ fn polled_after_completion() -> ! {
 impl<F> fmt::Debug for Framed<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
-            State::Inherit | State::InheritWith(..) | State::Given => "new",
+            State::Given => "new",
             State::Suspended => "suspended",
             State::Done => "done",
         };
@@ -257,8 +247,16 @@ pub fn isolate<F: Future>(executor: F) -> Framed<F> {
 
 /// Gives a future its own frame.
 pub trait FutureExt: Future + Sized {
-    /// Runs this future in its own frame, which starts from the poller's
-    /// context at the first poll and keeps its own context across awaits.
+    /// Runs this future in its own frame, which starts from the context
+    /// current here, where `frame` is called, and keeps its own context
+    /// across awaits.
+    ///
+    /// The frame takes its context at its creation, as a TC39 generator or
+    /// async callback does (and as tracing's `in_current_span` and
+    /// OpenTelemetry's `with_current_context` do): whoever polls it later,
+    /// from whatever context, does not change what it sees. A plain,
+    /// unframed future has no context of its own: it runs in whatever frame
+    /// polls it.
     ///
     /// Use it to isolate the branches of a `join!` or `select!`, which
     /// otherwise share their task's frame.
@@ -274,6 +272,28 @@ pub trait FutureExt: Future + Sized {
     /// let b = async { BRANCH.get() }.frame();
     /// assert_eq!(futures::join!(a, b), (Some("a"), None));
     /// # });
+    /// ```
+    ///
+    /// The context of creation, not of the first poll (test262's
+    /// `context-propagation/generators.js`):
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// use std::task::{Context, Poll};
+    /// use spawn_hooks::{FutureExt, Variable};
+    ///
+    /// static V: Variable<&str> = Variable::new("v");
+    /// let waker = futures::task::noop_waker();
+    /// let mut cx = Context::from_waker(&waker);
+    ///
+    /// let mut framed = V.sync_scope("init", || Box::pin(async { V.get() }.frame()));
+    /// let seen = V.sync_scope("first poll", || framed.as_mut().poll(&mut cx));
+    /// assert_eq!(seen, Poll::Ready(Some("init")));
+    ///
+    /// // Unframed, it sees whatever frame polls it.
+    /// let mut unframed = V.sync_scope("init", || Box::pin(async { V.get() }));
+    /// let seen = V.sync_scope("first poll", || unframed.as_mut().poll(&mut cx));
+    /// assert_eq!(seen, Poll::Ready(Some("first poll")));
     /// ```
     fn frame(self) -> Framed<Self> {
         Framed::inherit(self)

@@ -37,6 +37,26 @@
 //! # });
 //! ```
 //!
+//! # When a frame takes its context
+//!
+//! A frame made for a future ([`FutureExt::frame`], [`Variable::scope`],
+//! [`Snapshot::scope`]) starts from the context current where it is
+//! created, not where it is first polled, as a TC39 generator does; a plain
+//! future runs in whatever frame polls it:
+//!
+//! ```
+//! use std::future::Future;
+//! use std::task::{Context, Poll};
+//! use spawn_hooks::{FutureExt, Variable};
+//!
+//! static V: Variable<&str> = Variable::new("v");
+//! let waker = futures::task::noop_waker();
+//! let mut cx = Context::from_waker(&waker);
+//! let mut g = V.sync_scope("init", || Box::pin(async { V.get() }.frame()));
+//! let seen = V.sync_scope("first iter", || g.as_mut().poll(&mut cx));
+//! assert_eq!(seen, Poll::Ready(Some("init")));
+//! ```
+//!
 //! # Unframed code
 //!
 //! With the `tokio` feature, the base frame of a thread that is inside a tokio

@@ -119,6 +119,61 @@ impl Snapshot {
         move |arg| snapshot.run(|| f(arg))
     }
 
+    /// Wraps `f`, which may be called any number of times (TC39's
+    /// `AsyncContext.Snapshot.wrap`): each call runs in a frame of its own
+    /// that starts from this snapshot, so nothing one call binds is seen by
+    /// the next.
+    ///
+    /// A future made inside the call takes the snapshot's context only if it
+    /// is framed (`.frame()`, `Variable::scope`): a plain future runs in
+    /// whatever frame polls it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{FutureExt, Snapshot, Variable};
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let handler = USER.sync_scope("ada", || {
+    ///     Snapshot::capture().wrap_fn(|n: u32| {
+    ///         let _b = USER.set("inside"); // gone when the call returns
+    ///         async move { (n, USER.get()) }.frame()
+    ///     })
+    /// });
+    /// # futures::executor::block_on(async {
+    /// assert_eq!(handler(1).await, (1, Some("inside")));
+    /// assert_eq!(USER.sync_scope("bob", || handler(2)).await, (2, Some("inside")));
+    /// # });
+    /// assert_eq!(USER.get(), None);
+    /// ```
+    pub fn wrap_fn<A, R>(&self, f: impl Fn(A) -> R) -> impl Fn(A) -> R {
+        let snapshot = self.clone();
+        move |arg| snapshot.run(|| f(arg))
+    }
+
+    /// Wraps `f`, which may be called any number of times and keeps state
+    /// between calls; each call runs in a frame of its own that starts from
+    /// this snapshot (see [`wrap_fn`](Snapshot::wrap_fn)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks::{Snapshot, Variable};
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let mut calls = 0;
+    /// let mut count = USER.sync_scope("ada", || {
+    ///     Snapshot::capture().wrap_mut(move |()| {
+    ///         calls += 1;
+    ///         (calls, USER.get())
+    ///     })
+    /// });
+    /// assert_eq!(count(()), (1, Some("ada")));
+    /// assert_eq!(USER.sync_scope("bob", || count(())), (2, Some("ada")));
+    /// ```
+    pub fn wrap_mut<A, R>(&self, mut f: impl FnMut(A) -> R) -> impl FnMut(A) -> R {
+        let snapshot = self.clone();
+        move |arg| snapshot.run(|| f(arg))
+    }
+
     /// A clone of `var`'s value in this snapshot.
     ///
     /// # Examples

@@ -212,9 +212,11 @@ impl<T: Send + Sync + 'static> Variable<T> {
 
     /// Runs `fut` in its own frame where this variable is `value`.
     ///
-    /// The frame starts from the poller's context at the first poll, plus this
-    /// binding; afterwards it keeps its own context across awaits. The value
-    /// is never visible to the caller, not even between polls.
+    /// The frame starts from the context current here, where `scope` is
+    /// called, plus this binding (TC39's `variable.run(value, asyncFn)`):
+    /// the other variables come from the caller, not from whoever polls the
+    /// future first. Afterwards it keeps its own context across awaits. The
+    /// value is never visible to the caller, not even between polls.
     ///
     /// # Examples
     ///
@@ -228,6 +230,11 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// });
     /// assert_eq!(seen.await, Some(42));
     /// assert_eq!(TRACE.get(), None);
+    ///
+    /// // The rest of the context is taken here, at the call:
+    /// static USER: Variable<&str> = Variable::new("user");
+    /// let fut = USER.sync_scope("ada", || TRACE.scope(7, async { (USER.get(), TRACE.get()) }));
+    /// assert_eq!(USER.sync_scope("bob", || fut).await, (Some("ada"), Some(7)));
     /// # });
     /// ```
     pub fn scope<F: Future>(&self, value: T, fut: F) -> Framed<F> {

@@ -333,7 +333,7 @@ fn unframed_async_block_is_the_control_for_scope_isolation() {
 }
 
 #[test]
-fn frame_starts_from_the_poller_at_first_poll_then_keeps_its_own_mapping() {
+fn frame_starts_from_its_creation_context_then_keeps_its_own_mapping() {
     static A: Variable<u32> = Variable::new("a");
 
     let body = || async {
@@ -344,15 +344,16 @@ fn frame_starts_from_the_poller_at_first_poll_then_keeps_its_own_mapping() {
         (first, second, A.get())
     };
 
-    // Made while A is unset; first polled while A is 1.
-    let framed = body().frame();
+    // Made while A is 1; first polled while A is 2 (TC39: a generator runs
+    // in the context of its creation at every resumption).
+    let framed = A.sync_scope(1, || body().frame());
     let mut framed = pin!(framed);
-    let one = A.set(1);
+    let two = A.set(2);
     assert!(poll_once(framed.as_mut()).is_pending());
-    let two = A.set(2); // after the first poll: not seen by the frame
+    let three = A.set(3); // after the first poll: not seen by the frame
     assert!(poll_once(framed.as_mut()).is_pending());
+    drop(three);
     drop(two);
-    drop(one); // the frame's inherited value survives the poller's drop
     assert_eq!(A.get(), None);
     assert_eq!(
         poll_once(framed.as_mut()),
@@ -360,17 +361,17 @@ fn frame_starts_from_the_poller_at_first_poll_then_keeps_its_own_mapping() {
     );
 
     // Control: the same body unframed reads the poller's value at each poll.
-    let plain = body();
+    let plain = A.sync_scope(1, body);
     let mut plain = pin!(plain);
-    let one = A.set(1);
-    assert!(poll_once(plain.as_mut()).is_pending());
     let two = A.set(2);
     assert!(poll_once(plain.as_mut()).is_pending());
+    let three = A.set(3);
+    assert!(poll_once(plain.as_mut()).is_pending());
+    drop(three);
     drop(two);
-    drop(one);
     assert_eq!(
         poll_once(plain.as_mut()),
-        Poll::Ready((Some(1), Some(2), None))
+        Poll::Ready((Some(2), Some(3), None))
     );
 }
 
@@ -379,18 +380,20 @@ fn variable_scope_and_snapshot_scope_start_points() {
     static A: Variable<u32> = Variable::new("a");
     static B: Variable<u32> = Variable::new("b");
 
-    // `Variable::scope` adds its binding to the poller's context at first
-    // poll (B bound after creation is seen), not at creation.
-    let scoped = A.scope(1, async {
-        yield_once().await;
-        (A.get(), B.get())
+    // `Variable::scope` adds its binding to the context of its creation (B
+    // bound after creation, before the first poll, is not seen).
+    let scoped = B.sync_scope(5, || {
+        A.scope(1, async {
+            yield_once().await;
+            (A.get(), B.get())
+        })
     });
     let mut scoped = pin!(scoped);
     let b = B.set(2);
     assert!(poll_once(scoped.as_mut()).is_pending());
     drop(b);
     let _b = B.set(3);
-    assert_eq!(poll_once(scoped.as_mut()), Poll::Ready((Some(1), Some(2))));
+    assert_eq!(poll_once(scoped.as_mut()), Poll::Ready((Some(1), Some(5))));
 
     // `Snapshot::scope` starts from the snapshot, whatever the poller has.
     let snap = A.sync_scope(7, Snapshot::capture); // B is 3 here
@@ -405,6 +408,156 @@ fn variable_scope_and_snapshot_scope_start_points() {
     assert_eq!(from_snap, (Some(7), Some(3)));
     let from_empty = A.sync_scope(8, || block_on(Snapshot::empty().scope(async { A.get() })));
     assert_eq!(from_empty, None);
+}
+
+// ===== the creation context (test262 and the proposal's tests) =====
+
+#[test]
+fn generators_js_a_framed_future_resumes_in_its_creation_context() {
+    // test262 built-ins/AsyncContext/context-propagation/generators.js
+    static V: Variable<&str> = Variable::new("v");
+    let mut g = V.sync_scope("init", || Box::pin(async { V.get() }.frame()));
+    let seen = V.sync_scope("first iter", || poll_once(g.as_mut()));
+    assert_eq!(seen, Poll::Ready(Some("init")));
+}
+
+#[test]
+fn variable_scope_takes_the_other_variables_from_its_creation() {
+    // A.run("x", () => B.run("y", async () => [A.get(), B.get()]))
+    static A: Variable<&str> = Variable::new("a");
+    static B: Variable<&str> = Variable::new("b");
+    let fut = A.sync_scope("x", || B.scope("y", async { (A.get(), B.get()) }));
+    assert_eq!(block_on(fut), (Some("x"), Some("y")));
+}
+
+#[test]
+fn wrap_of_a_closure_returning_a_framed_future_runs_it_in_the_snapshot() {
+    static V: Variable<&str> = Variable::new("v");
+    let w = V.sync_scope("bar", || {
+        Snapshot::capture().wrap(|()| async { V.get() }.frame())
+    });
+    assert_eq!(V.sync_scope("foo", || block_on(w(()))), Some("bar"));
+
+    // Unframed, the future made inside the wrapped call is polled outside
+    // the snapshot's frame: it sees the poller's context.
+    let w = V.sync_scope("bar", || Snapshot::capture().wrap(|()| async { V.get() }));
+    assert_eq!(V.sync_scope("foo", || block_on(w(()))), Some("foo"));
+}
+
+#[test]
+fn a_wrapped_fn_can_be_called_many_times_each_call_in_its_own_frame() {
+    // AsyncContext.Snapshot.wrap: the wrapped function is called any number
+    // of times, always in the captured context.
+    static V: Variable<u32> = Variable::new("v");
+    let seen = Mutex::new(Vec::new());
+    let f = V.sync_scope(1, || {
+        Snapshot::capture().wrap_fn(|n: u32| {
+            seen.lock().unwrap().push(V.get());
+            let _b = V.set(n); // never seen by the next call
+        })
+    });
+    f(10);
+    V.sync_scope(2, || f(20));
+    f(30);
+    assert_eq!(*seen.lock().unwrap(), [Some(1), Some(1), Some(1)]);
+
+    let mut total = 0;
+    let mut g = V.sync_scope(5, || {
+        Snapshot::capture().wrap_mut(|n: u32| {
+            total += n + V.get().unwrap();
+            total
+        })
+    });
+    assert_eq!(g(1), 6);
+    assert_eq!(V.sync_scope(9, || g(1)), 12);
+}
+
+/// A hand-written async generator: its items are produced by a framed
+/// future made at the generator's creation, one item per resumption.
+struct Generator<T> {
+    producer: Pin<Box<dyn Future<Output = ()>>>,
+    slot: Arc<Mutex<Option<T>>>,
+}
+
+impl<T: 'static> Generator<T> {
+    /// Runs `body` (given a way to yield items) in a frame made now.
+    fn new<F, Fut>(body: F) -> Generator<T>
+    where
+        F: FnOnce(Yielder<T>) -> Fut,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let slot = Arc::new(Mutex::new(None));
+        let producer = Box::pin(body(Yielder(slot.clone())).frame());
+        Generator { producer, slot }
+    }
+}
+
+struct Yielder<T>(Arc<Mutex<Option<T>>>);
+
+impl<T> Yielder<T> {
+    async fn give(&self, item: T) {
+        *self.0.lock().unwrap() = Some(item);
+        yield_once().await;
+    }
+}
+
+impl<T> futures::Stream for Generator<T> {
+    type Item = T;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let done = self.producer.as_mut().poll(cx).is_ready();
+        match self.slot.lock().unwrap().take() {
+            Some(item) => Poll::Ready(Some(item)),
+            None if done => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[test]
+fn async_generators_produce_every_item_in_their_creation_context() {
+    use futures::StreamExt;
+    static V: Variable<&str> = Variable::new("v");
+
+    let mut g = V.sync_scope("init", || {
+        Generator::new(|y| async move {
+            y.give(V.get()).await;
+            let _b = V.set("inside"); // the generator's own, across items
+            y.give(V.get()).await;
+            y.give(V.get()).await;
+        })
+    });
+    let items = block_on(async {
+        let first = V.scope("first", g.next()).await;
+        let second = V.scope("second", g.next()).await;
+        let third = g.next().await;
+        let end = g.next().await;
+        [first, second, third, end]
+    });
+    assert_eq!(
+        items,
+        [
+            Some(Some("init")),
+            Some(Some("inside")),
+            Some(Some("inside")),
+            None
+        ]
+    );
+
+    // With `futures::stream`: each item's future is made by a wrapped
+    // closure, framed, so it runs in the context captured at creation.
+    let mut n = 0;
+    let make = V.sync_scope("captured", || {
+        Snapshot::capture().wrap_mut(move |()| {
+            n += 1;
+            let n = n;
+            async move { (n < 3).then(|| (n, V.get())) }.frame()
+        })
+    });
+    let s = futures::stream::unfold(make, |mut make| async move {
+        make(()).await.map(|item| (item, make))
+    });
+    let items = V.sync_scope("poller", || block_on(s.collect::<Vec<_>>()));
+    assert_eq!(items, [(1, Some("captured")), (2, Some("captured"))]);
 }
 
 // ===== set guards =====

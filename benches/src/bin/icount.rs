@@ -10,8 +10,15 @@ use std::hint::black_box;
 
 use benches::workload::{self, snapshot_with, yield_n, CountingHook, OtelValue, TASK_LOCAL, VARS};
 use opentelemetry::context::FutureExt as _;
-use rt_ext as ctx;
+use rt_ext::{self as ctx, FutureExt as _};
+use std::future::Future as _;
 use tracing::Instrument as _;
+
+/// A waker that does nothing.
+struct NoWake;
+impl std::task::Wake for NoWake {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
 
 const OPS: &[(&str, &str)] = &[
     (
@@ -48,6 +55,18 @@ const OPS: &[(&str, &str)] = &[
     ("capture_1", "`Snapshot::capture` (and drop), 1 bound"),
     ("capture_256", "`Snapshot::capture` (and drop), 256 bound"),
     ("capture_dcontext10", "dcontext `capture`, 10 keys"),
+    (
+        "frame_create",
+        "`.frame()` of a ready future, created and dropped unpolled, 1 bound",
+    ),
+    (
+        "frame_run",
+        "`.frame()` of a ready future, created and polled to the end, 1 bound",
+    ),
+    (
+        "poll_frame",
+        "one poll of a `.frame()`d future that yields, in a task",
+    ),
     ("spawn_tokio", "`tokio::spawn` of a trivial task, and join"),
     (
         "spawn_rtext",
@@ -183,6 +202,22 @@ fn main() {
                 }
             })
         }
+        "frame_create" | "frame_run" => snapshot_with(1).run(|| {
+            let waker = std::task::Waker::from(std::sync::Arc::new(NoWake));
+            let mut cx = std::task::Context::from_waker(&waker);
+            for _ in 0..n {
+                let mut framed = std::pin::pin!(std::future::ready(1u8).frame());
+                if op == "frame_run" {
+                    assert!(black_box(framed.as_mut().poll(&mut cx)).is_ready());
+                }
+                black_box(&framed);
+            }
+        }),
+        "poll_frame" => rt.block_on(async {
+            ctx::spawn(async move { yield_n(n).frame().await })
+                .await
+                .unwrap()
+        }),
         "spawn_tokio" => rt.block_on(async {
             for _ in 0..n / workload::TASKS {
                 workload::spawn_join(|| tokio::spawn(async {})).await;
