@@ -219,3 +219,41 @@ fn no_span_left_entered_after_a_panic_or_a_cancellation() {
     assert_eq!(records.len(), 4, "{records:?}");
     assert_eq!(misattributed(&records), Vec::<&Record>::new());
 }
+
+/// A span guard dropped inside a nested frame (a `.frame()`d block, a
+/// `sync_scope` closure) exits its span at once: the events after the drop
+/// are no longer in it, before and after the next suspension.
+#[test]
+fn a_span_guard_dropped_in_a_nested_frame_exits_its_span_at_once() {
+    static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    let (dispatch, records) = dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let outer = info_span!("outer");
+            let _o = ctx::tracing::enter(&outer);
+            let inner = info_span!("inner");
+            let g = ctx::tracing::enter(&inner);
+            async move { drop(g) }.frame().await;
+            info!("after frame drop");
+            yield_now().await;
+            info!("after frame drop, resumed");
+
+            let g = ctx::tracing::enter(&inner);
+            V.sync_scope(1, move || drop(g));
+            info!("after closure drop");
+            yield_now().await;
+            info!("after closure drop, resumed");
+        });
+    });
+    for message in [
+        "after frame drop",
+        "after frame drop, resumed",
+        "after closure drop",
+        "after closure drop, resumed",
+    ] {
+        let got = records.with_message(message);
+        assert_eq!(got.len(), 1, "{message}");
+        assert_eq!(got[0].spans, ["outer"], "{message}");
+    }
+}
