@@ -141,16 +141,7 @@ impl<F: Future> Future for Framed<F> {
         let resuming = resuming && false;
         let mut entered = Entered::enter(this.frame, resuming, Leave::Suspend);
         if entered.panicked() {
-            if !std::thread::panicking() {
-                // A hook panicked on resume: leave (the others yield) and let
-                // the panic go on from here, as if the future had panicked.
-                drop(entered);
-                unreachable!("the hook's panic is resumed when the frame is left");
-            }
-            // Polled from a destructor while the thread unwinds: a second
-            // panic would abort the process. The hook is gone; the poll goes
-            // on without it.
-            entered.discard_panic();
+            entered = resumed_with_panic(entered);
         }
         let Some(fut) = this.future.as_mut().as_pin_mut() else {
             unreachable!("a suspended frame has its future")
@@ -168,6 +159,22 @@ impl<F: Future> Future for Framed<F> {
         }
         poll
     }
+}
+
+/// After a hook panicked on resume: leaves (the other hooks yield) and lets
+/// the panic go on from here, as if the future had panicked; but when the
+/// thread is already unwinding (polled from a destructor), a second panic
+/// would abort the process: the panic is discarded, and the poll goes on
+/// without the hook, which is gone.
+#[cold]
+#[inline(never)]
+fn resumed_with_panic(mut entered: Entered<'_>) -> Entered<'_> {
+    if !std::thread::panicking() {
+        drop(entered);
+        unreachable!("the hook's panic is resumed when the frame is left");
+    }
+    entered.discard_panic();
+    entered
 }
 
 /// Marks the frame suspended at its first poll; returns whether it already
