@@ -833,12 +833,22 @@ pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
             if !frame.has_pending() {
                 let r = f(&frame.mapping);
                 drop(frame);
-                rethrow(settle(cell));
+                // SAFETY: as in `has_registrations`.
+                if unsafe { &*cell.as_ptr() }.has_pending() {
+                    settle_after_read(cell);
+                }
                 return r;
             }
         }
     }
     read_slow(f)
+}
+
+/// Applies the removals deferred by guards dropped inside a `read` callback.
+#[cold]
+#[inline(never)]
+fn settle_after_read(cell: &RefCell<Frame>) {
+    rethrow(settle_pending(cell));
 }
 
 /// `read` in the base frame, or with removals to apply first.
@@ -1203,11 +1213,23 @@ pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
 /// if any.
 #[inline]
 pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) -> Option<Payload> {
-    if leave == Leave::Suspend && !has_registrations(frame) {
-        // Nothing to yield (no hooks, no deferred removals): only the swap.
-        unmark(frame);
-        restore(prev);
-        return None;
+    if leave == Leave::Suspend {
+        // SAFETY: as in `has_registrations`.
+        match unsafe { &*frame.as_ptr() }.ext.as_deref() {
+            // Nothing registered, ever: only the swap.
+            None => {
+                restore(prev);
+                return None;
+            }
+            // Nothing to yield (no hooks, no deferred removals): unmark and
+            // swap.
+            Some(ext) if ext.hooks.is_empty() && !ext.shared.pending.load(Ordering::Acquire) => {
+                ext.shared.entered_on.store(0, Ordering::Relaxed);
+                restore(prev);
+                return None;
+            }
+            Some(_) => {}
+        }
     }
     uninstall_slow(frame, prev, leave)
 }
