@@ -11,6 +11,7 @@ use serde::Serialize;
 use spawn_hooks::{Snapshot, Variable};
 
 use super::baggage::BareText;
+use super::bounded;
 use super::report::SkipReason;
 use super::scope::{ScopeChain, SCOPE_CHAIN};
 
@@ -556,11 +557,7 @@ pub(crate) enum Payload<'a> {
 impl Payload<'_> {
     pub(crate) fn decode<U: DeserializeOwned>(self) -> Result<U, String> {
         match self {
-            Payload::Bytes(bytes) => match postcard::take_from_bytes::<U>(bytes) {
-                Ok((value, [])) => Ok(value),
-                Ok((_, rest)) => Err(format!("{} bytes left over after the value", rest.len())),
-                Err(e) => Err(e.to_string()),
-            },
+            Payload::Bytes(bytes) => bounded::from_bytes(bytes),
             // JSON first; text that is not JSON of the type is taken as a
             // bare string, which is how string-like values are written (see
             // `to_text`).
