@@ -171,6 +171,27 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        id: "decode_hostile",
+        title: "decode an input of the size limit (8192 bytes, 180 entries): valid, and entries declaring `u64::MAX` elements",
+        ops_per_iter: 1.0,
+        rows: &[
+            ours(
+                "valid",
+                "valid: one `HashMap<String, String>` of 681 entries, the size limit",
+            ),
+            ours(
+                "map_strings",
+                "hostile: `HashMap<String, String>` entries, string pairs after the length",
+            ),
+            ours(
+                "map_bytes",
+                "hostile: `HashMap<u8, u8>` entries, byte pairs after the length",
+            ),
+            ours("seq", "hostile: `Vec<u64>` entries, ids after the length"),
+            ours("zero_sized", "hostile: `Vec<()>` entries"),
+        ],
+    },
+    Group {
         id: "bind",
         title: "bind a value for a scope (set, then drop the guard)",
         ops_per_iter: 1.0,
@@ -249,6 +270,34 @@ pub const TARGETS: &[Target] = &[
         numerator: "rtext_256",
         denominator: "dcontext_10",
         limit: 0.05,
+    },
+    Target {
+        what: "hostile `HashMap<String, String>` decode <= 10 x a valid one",
+        group: "decode_hostile",
+        numerator: "map_strings",
+        denominator: "valid",
+        limit: 10.0,
+    },
+    Target {
+        what: "hostile `HashMap<u8, u8>` decode <= 10 x a valid one",
+        group: "decode_hostile",
+        numerator: "map_bytes",
+        denominator: "valid",
+        limit: 10.0,
+    },
+    Target {
+        what: "hostile `Vec<u64>` decode <= 10 x a valid one",
+        group: "decode_hostile",
+        numerator: "seq",
+        denominator: "valid",
+        limit: 10.0,
+    },
+    Target {
+        what: "hostile `Vec<()>` decode <= 10 x a valid one",
+        group: "decode_hostile",
+        numerator: "zero_sized",
+        denominator: "valid",
+        limit: 10.0,
     },
     Target {
         what: "spawn + join, 0 variables <= 1.10 x tokio",

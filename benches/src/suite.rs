@@ -39,6 +39,7 @@ pub fn all(c: &mut Criterion) {
     spawn(c);
     capture(c);
     propagate(c);
+    decode_hostile(c);
     bind(c);
     hook(c);
     span_across_yields(c);
@@ -282,6 +283,30 @@ fn propagate(c: &mut Criterion) {
     g.bench_function("dcontext_decode", |b| {
         b.iter(|| dcontext::ContextSnapshot::deserialize(black_box(&dbytes)).expect("decodes"))
     });
+    g.finish();
+}
+
+/// Decoding inputs of the size limit: a valid one, and hostile ones whose
+/// entries declare `u64::MAX` elements (see [`workload::hostile_inputs`]).
+fn decode_hostile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode_hostile");
+    let inputs = workload::hostile_inputs();
+    let codec = &inputs.codec;
+    for (id, input) in [
+        ("valid", &inputs.valid),
+        ("map_strings", &inputs.map_strings),
+        ("map_bytes", &inputs.map_bytes),
+        ("seq", &inputs.seq),
+        ("zero_sized", &inputs.zero_sized),
+    ] {
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                codec
+                    .decode_onto(&ctx::Snapshot::empty(), black_box(input))
+                    .expect("within the limits")
+            })
+        });
+    }
     g.finish();
 }
 

@@ -1,6 +1,7 @@
 //! What the benchmarks run: the futures, hooks, variables and runtimes shared
 //! by the criterion suite and the instruction-count binary.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -205,6 +206,112 @@ pub fn wire_codec() -> (ctx::propagation::Codec, ctx::Snapshot) {
         snapshot = snapshot.with(var, i);
     }
     (builder.build().expect("distinct names"), snapshot)
+}
+
+/// String attributes: a map-typed variable of the hostile-input benchmarks.
+pub static ATTRS: ctx::Variable<HashMap<String, String>> = ctx::Variable::new("attrs");
+/// A map of bytes: the cheapest entries, so the most of them per input.
+pub static BYTE_MAP: ctx::Variable<HashMap<u8, u8>> = ctx::Variable::new("byte_map");
+/// A sequence-typed variable of the hostile-input benchmarks.
+pub static IDS: ctx::Variable<Vec<u64>> = ctx::Variable::new("ids");
+/// Elements that take no bytes: a declared length is all there is to read.
+pub static UNITS: ctx::Variable<Vec<()>> = ctx::Variable::new("units");
+
+/// Inputs of the size limit (8192 bytes, 180 entries) for one codec of
+/// collection-typed variables: a valid one, and hostile ones whose every
+/// entry declares `u64::MAX` elements and holds what fits.
+#[derive(Debug)]
+pub struct HostileInputs {
+    /// The codec of [`ATTRS`], [`BYTE_MAP`], [`IDS`] and [`UNITS`].
+    pub codec: ctx::propagation::Codec,
+    /// One `attrs` map of as many entries as the size limit holds.
+    pub valid: Vec<u8>,
+    /// 180 `attrs` entries, each of as many string pairs as fit.
+    pub map_strings: Vec<u8>,
+    /// 180 `byte_map` entries, each of as many byte pairs as fit.
+    pub map_bytes: Vec<u8>,
+    /// 180 `ids` entries, each of as many 1-byte ids as fit.
+    pub seq: Vec<u8>,
+    /// 180 `units` entries, padded to the size limit.
+    pub zero_sized: Vec<u8>,
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A compact input of `entries` entries named `name`, each declaring
+/// `u64::MAX` elements followed by as many copies of `element` as let the
+/// input stay within `max_bytes` (or zeros, for an empty `element`).
+fn hostile_input(name: &str, element: &[u8], entries: usize, max_bytes: usize) -> Vec<u8> {
+    let entry = |copies: usize| {
+        let mut value = Vec::new();
+        varint(&mut value, u64::MAX);
+        if element.is_empty() {
+            value.resize(value.len() + copies, 0);
+        }
+        for _ in 0..copies {
+            value.extend_from_slice(element);
+        }
+        let mut out = Vec::new();
+        varint(&mut out, name.len() as u64);
+        out.extend_from_slice(name.as_bytes());
+        varint(&mut out, 0);
+        varint(&mut out, value.len() as u64);
+        out.extend(value);
+        out
+    };
+    let mut header = vec![0xC7, 1];
+    varint(&mut header, entries as u64);
+    let room = (max_bytes - header.len()) / entries;
+    let copies = (0..room)
+        .rev()
+        .find(|&n| entry(n).len() <= room)
+        .unwrap_or(0);
+    let mut input = header;
+    for _ in 0..entries {
+        input.extend(entry(copies));
+    }
+    input
+}
+
+/// The inputs of the hostile-input benchmarks.
+pub fn hostile_inputs() -> HostileInputs {
+    let codec = ctx::propagation::Codec::builder()
+        .var(&ATTRS)
+        .var(&BYTE_MAP)
+        .var(&IDS)
+        .var(&UNITS)
+        .build()
+        .expect("distinct names");
+    let (max_bytes, entries) = (codec.max_bytes(), codec.max_entries());
+    let mut attrs = HashMap::new();
+    let mut valid = Vec::new();
+    for i in 0.. {
+        attrs.insert(format!("k{i:04}"), format!("v{i:04}"));
+        let bytes = codec.encode(&ctx::Snapshot::empty().with(&ATTRS, attrs.clone()));
+        if bytes.len() <= 3 {
+            break; // over the limit: the encoder left the entry out
+        }
+        valid = bytes;
+    }
+    assert_eq!(
+        attrs.len() - 1,
+        681,
+        "the label of the `valid` row says 681"
+    );
+    HostileInputs {
+        map_strings: hostile_input("attrs", &[1, b'k', 1, b'v'], entries, max_bytes),
+        map_bytes: hostile_input("byte_map", &[1, 2], entries, max_bytes),
+        seq: hostile_input("ids", &[7], entries, max_bytes),
+        zero_sized: hostile_input("units", &[], entries, max_bytes),
+        codec,
+        valid,
+    }
 }
 
 /// A snapshot in which the first `n` of [`VARS`] are bound (to their index).

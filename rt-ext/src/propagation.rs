@@ -38,6 +38,34 @@
 //! deep as the input nests, up to the size limit: keep such types out of a
 //! codec, or keep the limit small.)
 //!
+//! A length field is never trusted. In the compact form, a value of `n`
+//! bytes holds at most `n` elements in all its sequences and maps (each
+//! takes at least a byte), and a collection is presized only for elements
+//! its value can hold: a map that declares `u64::MAX` entries costs what
+//! its entries really there cost, and decoding a hostile input of the size
+//! limit takes about as long as decoding a valid one. A value that declares
+//! more elements than it can hold is reported as [`SkipReason::Corrupt`].
+//! Elements of zero-sized types (`()`, unit structs) take no bytes: up to
+//! `64 × (n + 1)` of them are read, so a `Vec<()>` of up to 127 elements
+//! always decodes, and a much longer one is reported. (So is a collection of
+//! a type that takes no bytes on the wire but is not zero-sized, such as a
+//! struct whose fields are all `#[serde(skip)]`, beyond `n` elements.)
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use rt_ext::{self as ctx, propagation::{Codec, SkipReason}};
+//!
+//! static ATTRS: ctx::Variable<HashMap<String, String>> = ctx::Variable::new("attrs");
+//! let codec = Codec::builder().var(&ATTRS).build().unwrap();
+//! // one entry, `attrs`, whose value declares u64::MAX entries and holds none
+//! let mut input = vec![0xC7, 1, 1, 5];
+//! input.extend(b"attrs");
+//! input.extend([0, 10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+//! let decoded = codec.decode_onto(&ctx::Snapshot::empty(), &input).unwrap();
+//! assert!(decoded.snapshot().is_empty());
+//! assert!(matches!(decoded.skipped()[0].reason(), SkipReason::Corrupt(_)));
+//! ```
+//!
 //! # Examples
 //!
 //! ```
@@ -67,6 +95,7 @@
 //! ```
 
 mod baggage;
+mod bounded;
 mod codec;
 mod compact;
 mod http;

@@ -1,5 +1,6 @@
 //! Hostile input to every decoder: random and mutated inputs (truncated,
-//! oversized, wrong types, huge declared lengths, deep nesting). No panic,
+//! oversized, wrong types, huge declared lengths, deep nesting), to a codec
+//! of scalar, struct, sequence-, set- and map-typed variables. No panic,
 //! memory bounded whatever the input, and the good entries of a damaged
 //! input still decoded.
 //!
@@ -11,7 +12,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use rt_ext::propagation::{Codec, DecodeError, MigrateError, SkipReason};
@@ -73,10 +74,12 @@ fn peak_of<R>(f: impl FnOnce() -> R) -> (R, usize) {
     (result, PEAK.with(Cell::get) - before)
 }
 
-/// The most a single decode may hold at once. The input is at most 8 KiB;
-/// serde presizes a sequence from its declared length, capped at 1 MiB, and
-/// the deepest sequence nesting of these types is three.
-const MEMORY_BOUND: usize = 4 << 20;
+/// The most a single decode may hold at once. The input is at most 8 KiB,
+/// and a value of `n` bytes presizes its collections for at most `n`
+/// elements in all: 8192 string pairs of 48 bytes in a hash table of twice
+/// as many buckets (each with a control byte) take 800 KiB, the rest is
+/// the decoded values (no more elements than bytes either).
+const MEMORY_BOUND: usize = 1 << 20;
 
 // ===== the codec under test =====
 
@@ -103,6 +106,13 @@ static ACCOUNT: Variable<Account> = Variable::new("account");
 static GRID: Variable<Vec<Vec<Vec<u8>>>> = Variable::new("grid");
 static ANY_JSON: Variable<serde_json::Value> = Variable::new("any_json");
 static VERSIONED: Variable<String> = Variable::new("versioned");
+static ATTRS: Variable<HashMap<String, String>> = Variable::new("attrs");
+static BYTE_MAP: Variable<HashMap<u8, u8>> = Variable::new("byte_map");
+static INDEX: Variable<BTreeMap<u32, Vec<String>>> = Variable::new("index");
+static TAGS: Variable<HashSet<String>> = Variable::new("tags");
+static QUEUE: Variable<VecDeque<u64>> = Variable::new("queue");
+static BOXED: Variable<Box<[u16]>> = Variable::new("boxed");
+static UNITS: Variable<Vec<()>> = Variable::new("units");
 
 fn codec() -> Codec {
     Codec::builder()
@@ -118,6 +128,13 @@ fn codec() -> Codec {
             _ => Err(MigrateError::unsupported(&old)),
         })
         .scope_chain()
+        .var(&ATTRS)
+        .var(&BYTE_MAP)
+        .var(&INDEX)
+        .var(&TAGS)
+        .var(&QUEUE)
+        .var(&BOXED)
+        .var(&UNITS)
         .build()
         .unwrap()
 }
@@ -141,6 +158,16 @@ fn full_snapshot() -> Snapshot {
         .with(&GRID, vec![vec![vec![1, 2], vec![]], vec![vec![3]]])
         .with(&ANY_JSON, serde_json::json!({"a": [1, {"b": null}]}))
         .with(&VERSIONED, "v3".into())
+        .with(
+            &ATTRS,
+            [("region".to_string(), "eu, west".to_string())].into(),
+        )
+        .with(&BYTE_MAP, [(1, 2), (3, 4)].into())
+        .with(&INDEX, [(7, vec!["a".into(), "b".into()])].into())
+        .with(&TAGS, ["x".to_string(), "y=z".to_string()].into())
+        .with(&QUEUE, [1, u64::MAX].into())
+        .with(&BOXED, [5, 6, 7].into())
+        .with(&UNITS, vec![(); 3])
 }
 
 // ===== randomness =====
@@ -215,12 +242,19 @@ const NAMES: &[&str] = &[
     "any_json",
     "versioned",
     "scope_chain",
+    "attrs",
+    "byte_map",
+    "index",
+    "tags",
+    "queue",
+    "boxed",
+    "units",
     "unknown",
 ];
 
 /// A payload that is wrong for most variables, or lies about lengths.
 fn hostile_value(rng: &mut Rng) -> Vec<u8> {
-    match rng.below(7) {
+    match rng.below(9) {
         0 => rng.bytes(40),
         // a string or sequence declaring a huge length
         1 => {
@@ -237,6 +271,36 @@ fn hostile_value(rng: &mut Rng) -> Vec<u8> {
             let mut v = Vec::new();
             for _ in 0..rng.below(64) {
                 varint(&mut v, 1 + rng.below(1 << 20) as u64);
+            }
+            v
+        }
+        // a collection declaring more than follows, then elements (map
+        // entries, strings or numbers) that are fine until the end
+        7 => {
+            let mut v = Vec::new();
+            let declared = match rng.below(3) {
+                0 => u64::MAX >> rng.below(64),
+                1 => rng.below(1 << 16) as u64,
+                _ => u64::from(u32::MAX),
+            };
+            varint(&mut v, declared);
+            let element: &[u8] = match rng.below(4) {
+                0 => &[1, b'k', 1, b'v'],
+                1 => &[1, 2],
+                2 => &[7, 1, 1, b'a'],
+                _ => &[1, b'a'],
+            };
+            for _ in 0..rng.below(400) {
+                v.extend_from_slice(element);
+            }
+            v
+        }
+        // collections nested in collections, each declaring a huge length
+        8 => {
+            let mut v = Vec::new();
+            for _ in 0..1 + rng.below(8) {
+                varint(&mut v, u64::MAX >> rng.below(8));
+                v.extend(rng.bytes(4));
             }
             v
         }
@@ -623,7 +687,7 @@ fn a_cut_input_keeps_the_entries_before_the_cut() {
     }
     // `any_json` is a `serde_json::Value`, which the compact form cannot
     // carry (postcard is not self-describing): reported, the others kept
-    assert_eq!(decoded_counts.last(), Some(&6));
+    assert_eq!(decoded_counts.last(), Some(&13));
     let decoded = codec.decode_onto(&Snapshot::empty(), &bytes).unwrap();
     assert_eq!(decoded.skipped()[0].name(), Some("any_json"));
     assert!(matches!(

@@ -162,7 +162,12 @@ fn render(medians: &HashMap<String, f64>, o: &Options, load: &str) -> String {
         if rows.is_empty() {
             continue;
         }
-        let ours: Vec<_> = rows.iter().filter(|(r, _)| r.ours).collect();
+        // Columns of rt-ext over its peers, in a group that has peers.
+        let ours: Vec<_> = if rows.iter().any(|(r, _)| !r.ours) {
+            rows.iter().filter(|(r, _)| r.ours).collect()
+        } else {
+            Vec::new()
+        };
         let _ = writeln!(s, "### {}\n", group.title);
         let mut header = String::from("| variant | ns/op | ÷ first row |");
         let mut rule = String::from("|---|---:|---:|");

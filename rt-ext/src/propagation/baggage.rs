@@ -3,14 +3,19 @@
 //! version other than 0 travels as the property `v=N`, which OpenTelemetry's
 //! propagator keeps as the entry's metadata.
 //!
-//! Values: a string is written as itself (percent-encoded) unless it would
-//! read as JSON, anything else as its JSON. A value is read as JSON of the
-//! variable's type first, then as a bare string, so `tenant=acme` and
-//! `count=3` written by other baggage writers decode too.
+//! Values: a value that serializes to a string (a `String`, a newtype or
+//! `Some` of one, a unit variant, `Cow<str>`, `Arc<str>`, a `char`...) is
+//! written as that string (percent-encoded) unless it would read as JSON,
+//! anything else as its JSON. A value is read as JSON of the variable's type
+//! first, then as a bare string ([`BareText`]), so what the writer puts out
+//! bare comes back, and `tenant=acme` and `count=3` written by other baggage
+//! writers decode too.
 
 use std::fmt::Write as _;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::de::{Deserializer, IntoDeserializer as _, Visitor};
 use spawn_hooks::Snapshot;
 
 use super::codec::{Codec, Payload};
@@ -82,6 +87,11 @@ impl Codec {
     /// cannot be decoded, and entries of other owners, are skipped (see
     /// [`from_baggage_onto`](Codec::from_baggage_onto) for the report).
     ///
+    /// A value is read as JSON of the variable's type, or else as bare text
+    /// where the type reads a string (a `String`, a newtype or `Option` of
+    /// one, a unit variant): what [`to_baggage`](Codec::to_baggage) writes,
+    /// and the plain values of other baggage writers.
+    ///
     /// # Errors
     ///
     /// [`DecodeError`] if the header is over the size limit or has more
@@ -97,6 +107,14 @@ impl Codec {
     /// let snapshot = codec.from_baggage("userId=alice, tenant=acme%20corp;p=1, attempt=3").unwrap();
     /// assert_eq!(snapshot.get(&TENANT).as_deref(), Some("acme corp"));
     /// assert_eq!(snapshot.get(&ATTEMPT), Some(3));
+    ///
+    /// #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    /// struct UserId(String);
+    /// static USER: ctx::Variable<Option<UserId>> = ctx::Variable::new("userId");
+    /// let codec = Codec::builder().var(&USER).build().unwrap();
+    /// let snapshot = codec.from_baggage("userId=alice").unwrap();
+    /// assert_eq!(snapshot.get(&USER), Some(Some(UserId("alice".into()))));
+    /// assert_eq!(codec.to_baggage(&snapshot), "userId=alice");
     /// ```
     pub fn from_baggage(&self, header: &str) -> Result<Snapshot, DecodeError> {
         self.from_baggage_onto(&Snapshot::empty(), header)
@@ -215,5 +233,54 @@ impl Codec {
         // Only a decoded entry makes later ones of its name duplicates.
         seen[index] = true;
         Ok(())
+    }
+}
+
+// ===== bare text =====
+
+/// Baggage text that is not JSON, read as the string it is.
+///
+/// Whatever serializes to a string reads it back: a string-like type
+/// directly, through any number of newtypes and `Some`s, and a unit variant
+/// by its name. Every other shape (numbers, sequences, structs, the other
+/// variants) gets a type error, so bare text never makes a wrong value right.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BareText<'a>(pub(crate) &'a str);
+
+impl<'de> Deserializer<'de> for BareText<'_> {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_str(self.0)
+    }
+
+    // `None` is written as `null`, which is JSON: bare text is always `Some`.
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        // serde's string deserializer reads a string as a unit variant.
+        let text: StrDeserializer<'_, ValueError> = self.0.into_deserializer();
+        text.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple tuple_struct map struct
+        identifier ignored_any
     }
 }

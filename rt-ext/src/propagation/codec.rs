@@ -6,11 +6,12 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::value::{Error as ValueError, StrDeserializer};
-use serde::de::{DeserializeOwned, IntoDeserializer as _};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use spawn_hooks::{Snapshot, Variable};
 
+use super::baggage::BareText;
+use super::bounded;
 use super::report::SkipReason;
 use super::scope::{ScopeChain, SCOPE_CHAIN};
 
@@ -556,23 +557,22 @@ pub(crate) enum Payload<'a> {
 impl Payload<'_> {
     pub(crate) fn decode<U: DeserializeOwned>(self) -> Result<U, String> {
         match self {
-            Payload::Bytes(bytes) => match postcard::take_from_bytes::<U>(bytes) {
-                Ok((value, [])) => Ok(value),
-                Ok((_, rest)) => Err(format!("{} bytes left over after the value", rest.len())),
-                Err(e) => Err(e.to_string()),
-            },
+            Payload::Bytes(bytes) => bounded::from_bytes(bytes),
             // JSON first; text that is not JSON of the type is taken as a
-            // bare string, which is how strings are written (see `to_text`).
+            // bare string, which is how string-like values are written (see
+            // `to_text`).
             Payload::Text(text) => serde_json::from_str::<U>(text).or_else(|json_error| {
-                let as_str: StrDeserializer<'_, ValueError> = text.into_deserializer();
-                U::deserialize(as_str).map_err(|_| json_error.to_string())
+                U::deserialize(BareText(text)).map_err(|_| json_error.to_string())
             }),
         }
     }
 }
 
-/// The baggage text of a value: a string as itself when that cannot be
-/// mistaken for JSON, anything else as JSON. `None` if it does not serialize.
+/// The baggage text of a value: a value that serializes to a string (a
+/// `String`, but also a newtype or `Some` of one, a unit variant, a `char`)
+/// as that string when it cannot be mistaken for JSON, anything else as
+/// JSON. `None` if it does not serialize. [`BareText`] reads the bare ones
+/// back.
 fn to_text<T: Serialize>(value: &T) -> Option<String> {
     match serde_json::to_value(value).ok()? {
         serde_json::Value::String(s) if serde_json::from_str::<serde_json::Value>(&s).is_err() => {

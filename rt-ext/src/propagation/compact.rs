@@ -8,7 +8,9 @@
 //!
 //! Lengths are checked against what is left of the input before anything is
 //! sliced, and nothing is allocated from a declared length: a value is
-//! decoded from its slice of the input, which the size limit bounds.
+//! decoded from its slice of the input, which the size limit bounds, and
+//! the lengths inside a value are kept to what its bytes can hold (see
+//! `bounded`).
 
 use spawn_hooks::Snapshot;
 
