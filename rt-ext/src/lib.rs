@@ -123,6 +123,8 @@ mod task_tracker;
 pub mod thread;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+#[cfg(feature = "tracing")]
+mod tracing_fields;
 
 pub use join_set::JoinSet;
 pub use local_set::LocalSet;
