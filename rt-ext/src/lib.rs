@@ -91,6 +91,9 @@
 //! spawned through rt-ext starts inside the spawner's current span. Without
 //! the feature, [`no_suspend`] still counts (and on request panics on) values
 //! held across a suspension; with it, each one is also a warning.
+//! `ctx::tracing::LogVariables` writes chosen variables, such as a request
+//! id, on every line of tracing-subscriber's `fmt` output (text or JSON) that
+//! code holding them logs, with no span per request.
 //!
 //! # Propagation
 //!

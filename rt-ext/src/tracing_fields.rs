@@ -20,7 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::Variable;
 
 /// Writes the values of chosen [`Variable`]s into every event that
-/// tracing-subscriber's [`fmt`](tracing_subscriber::fmt) layer formats, as
+/// tracing-subscriber's [`fmt`](mod@tracing_subscriber::fmt) layer formats, as
 /// fields of the event: in the text formats after the event's own fields
 /// (`request_id=7`), in JSON as members of the top-level object
 /// (`"request_id":7`).
@@ -851,5 +851,31 @@ where
             inner,
             vars: vars.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_insertion, json_string};
+
+    #[test]
+    fn members_go_before_the_closing_brace_of_one_object() {
+        assert_eq!(json_insertion("{}\n"), Some((1, false)));
+        assert_eq!(json_insertion("{ }\n"), Some((2, false)));
+        assert_eq!(json_insertion("{\"a\":1}\n"), Some((6, true)));
+        assert_eq!(json_insertion("{\"a\":{}}"), Some((7, true)));
+        // not one object: left alone
+        assert_eq!(json_insertion(" INFO app: {}\n"), None);
+        assert_eq!(json_insertion("[1]\n"), None);
+        assert_eq!(json_insertion(""), None);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_requires() {
+        let mut out = String::new();
+        json_string(&mut out, "a\"b\\c\nd\te\u{1}f\u{7f}é");
+        assert_eq!(out, r#""a\"b\\c\nd\te\u0001f"#.to_owned() + "\u{7f}é\"");
+        let parsed: String = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed, "a\"b\\c\nd\te\u{1}f\u{7f}é");
     }
 }
