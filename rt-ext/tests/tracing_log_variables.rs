@@ -99,7 +99,7 @@ fn global_outputs() -> &'static Outputs {
 const REQUESTS: u64 = 100;
 
 /// The places a request logs from, each once per request.
-const VIA: [&str; 10] = [
+const VIA: [&str; 12] = [
     "started",
     "after_barrier",
     "spawn",
@@ -109,6 +109,8 @@ const VIA: [&str; 10] = [
     "join_set",
     "join_set_blocking",
     "task_tracker",
+    "handle_spawn",
+    "spawn_local",
     "done",
 ];
 
@@ -118,7 +120,10 @@ struct Shared {
     max_live: AtomicUsize,
 }
 
-/// One request: binds its id once, logs from every spawn path, and tags each
+/// One request: binds its id once, logs from every spawn path (`spawn` and a
+/// grandchild, `spawn_blocking`, `thread::spawn`, `JoinSet` `spawn` and
+/// `spawn_blocking`, `TaskTracker`, `Handle::spawn`, `spawn_local` in a
+/// `LocalSet`), and tags each
 /// event with the id it expects (`expect`), which the assertions compare with
 /// the id the layer wrote.
 async fn handle(id: u64, shared: Arc<Shared>) {
@@ -169,6 +174,23 @@ async fn handle(id: u64, shared: Arc<Shared>) {
     tracker.spawn(async move { info!(expect = id, via = "task_tracker") });
     tracker.close();
     tracker.wait().await;
+
+    ctx::Handle::current()
+        .spawn(async move { info!(expect = id, via = "handle_spawn") })
+        .await
+        .unwrap();
+
+    // a `LocalSet` on a blocking thread, run by the runtime's handle
+    ctx::spawn_blocking(move || {
+        let local = ctx::LocalSet::new();
+        ctx::Handle::current().block_on(local.run_until(async move {
+            ctx::spawn_local(async move { info!(expect = id, via = "spawn_local") })
+                .await
+                .unwrap()
+        }))
+    })
+    .await
+    .unwrap();
 
     tokio::task::yield_now().await;
     info!(expect = id, via = "done");
@@ -511,4 +533,36 @@ fn span_lifecycle_events_carry_the_variables_where_the_span_is_closed() {
         "{lines:#?}"
     );
     assert!(lines[1].ends_with(" request_id=7"), "{lines:#?}");
+}
+
+#[test]
+fn a_warning_logged_while_the_task_suspends_carries_its_variables() {
+    // rt-ext's own `no_suspend` warning is logged by a hook, as the task
+    // suspends: it still carries the task's id.
+    let buffer = Buffer::default();
+    let subscriber = LogVariables::new()
+        .with(&REQUEST_ID)
+        .text(
+            tracing_subscriber::fmt()
+                .with_ansi(false)
+                .without_time()
+                .with_writer(buffer.writer()),
+        )
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let _id = REQUEST_ID.set(7);
+            let held = ctx::no_suspend(());
+            tokio::task::yield_now().await;
+            drop(held);
+        });
+    });
+    let lines = buffer.lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(" WARN rt_ext::no_suspend:"),
+        "{lines:#?}"
+    );
+    assert!(lines[0].ends_with(" request_id=7"), "{lines:#?}");
 }
