@@ -123,9 +123,8 @@ struct Shared {
 /// One request: binds its id once, logs from every spawn path (`spawn` and a
 /// grandchild, `spawn_blocking`, `thread::spawn`, `JoinSet` `spawn` and
 /// `spawn_blocking`, `TaskTracker`, `Handle::spawn`, `spawn_local` in a
-/// `LocalSet`), and tags each
-/// event with the id it expects (`expect`), which the assertions compare with
-/// the id the layer wrote.
+/// `LocalSet`), and tags each event with the id it expects (`expect`), which
+/// the assertions compare with the id the layer wrote.
 async fn handle(id: u64, shared: Arc<Shared>) {
     let _id = REQUEST_ID.set(id);
     let now = shared.live.fetch_add(1, Ordering::SeqCst) + 1;
