@@ -4,7 +4,7 @@
 # and tear-down cancel out.
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
-cargo build -q --profile bench -p benches --bin icount
+cargo build -q --profile bench -p benches --bin icount ${ICOUNT_FEATURES:+--features "$ICOUNT_FEATURES"}
 icount_bin="${CARGO_TARGET_DIR:-target}/release/icount"
 icount_out=$(mktemp -d)
 trap 'rm -rf "$icount_out"' EXIT

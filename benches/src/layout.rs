@@ -213,6 +213,20 @@ pub const GROUPS: &[Group] = &[
             ours("rtext_enter", "rt-ext `enter` + drop"),
         ],
     },
+    #[cfg(feature = "log-variables")]
+    Group {
+        id: "log_line",
+        title: "one event through tracing-subscriber's fmt layer (timestamp on), into `io::sink`",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("text_plain", "text, no request id"),
+            peer("text_span", "text, in an entered span with `request_id`"),
+            ours("text_variables", "text, `REQUEST_ID` bound, `LogVariables`"),
+            peer("json_plain", "JSON, no request id"),
+            peer("json_span", "JSON, in an entered span with `request_id`"),
+            ours("json_variables", "JSON, `REQUEST_ID` bound, `LogVariables`"),
+        ],
+    },
     Group {
         id: "span_across_yields",
         title: "span held across 10,000 yields, Registry (per poll)",

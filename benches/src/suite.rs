@@ -42,6 +42,8 @@ pub fn all(c: &mut Criterion) {
     decode_hostile(c);
     bind(c);
     hook(c);
+    #[cfg(feature = "log-variables")]
+    log_line(c);
     span_across_yields(c);
 }
 
@@ -357,6 +359,66 @@ fn hook(c: &mut Criterion) {
     g.bench_function("rtext_enter", |b| {
         ctx::Snapshot::empty().run(|| b.iter(|| drop(ctx::enter(CountingHook::default()))));
     });
+    g.finish();
+}
+
+/// The request id a `log_line` row writes.
+#[cfg(feature = "log-variables")]
+static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+
+/// One `info!` with a field, formatted by tracing-subscriber's fmt layer
+/// (text, then JSON) into `io::sink`: with no request id, inside an entered
+/// span that carries it (the usual way to get it on every line), and with it
+/// bound in the context and written by `LogVariables`.
+#[cfg(feature = "log-variables")]
+fn log_line(c: &mut Criterion) {
+    use rt_ext::tracing::LogVariables;
+    use tracing::{info, info_span};
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::prelude::*;
+
+    let logged = LogVariables::new().with(&REQUEST_ID);
+    let mut g = c.benchmark_group("log_line");
+    for format in ["text", "json"] {
+        let plain = || match format {
+            "text" => tracing::Dispatch::new(
+                tracing_subscriber::registry().with(fmt::layer().with_writer(std::io::sink)),
+            ),
+            _ => tracing::Dispatch::new(
+                tracing_subscriber::registry().with(fmt::layer().json().with_writer(std::io::sink)),
+            ),
+        };
+        let with_variables = match format {
+            "text" => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(logged.text(fmt::layer().with_writer(std::io::sink))),
+            ),
+            _ => tracing::Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(logged.json(fmt::layer().json().with_writer(std::io::sink))),
+            ),
+        };
+        g.bench_function(format!("{format}_plain"), |b| {
+            tracing::dispatcher::with_default(&plain(), || {
+                b.iter(|| info!(status = black_box(200), "served"))
+            })
+        });
+        g.bench_function(format!("{format}_span"), |b| {
+            tracing::dispatcher::with_default(&plain(), || {
+                let span = info_span!("request", request_id = 7u64);
+                let _entered = span.enter();
+                b.iter(|| info!(status = black_box(200), "served"))
+            })
+        });
+        g.bench_function(format!("{format}_variables"), |b| {
+            tracing::dispatcher::with_default(&with_variables, || {
+                ctx::Snapshot::empty().run(|| {
+                    let _id = REQUEST_ID.set(7);
+                    b.iter(|| info!(status = black_box(200), "served"))
+                })
+            })
+        });
+    }
     g.finish();
 }
 

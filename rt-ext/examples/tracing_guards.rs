@@ -9,13 +9,21 @@
 //! `ctx::tracing::enter(&span)`, the spans would stay entered on the worker
 //! while it polls the other request, and events would nest under the wrong
 //! request.
+//!
+//! Each request also binds `REQUEST_ID` once, and `LogVariables` writes it
+//! on every line the request logs (`request_id=1`), including a background
+//! task started outside the request's span.
 
 use std::time::Duration;
 
+use rt_ext::tracing::LogVariables;
 use rt_ext::{self as ctx, FutureExt as _};
 use tracing::{info, info_span, Instrument as _};
 
+static REQUEST_ID: ctx::Variable<u32> = ctx::Variable::new("request_id");
+
 async fn handle(request: u32) -> u32 {
+    let _id = REQUEST_ID.set(request); // on every line from here, and in what it spawns
     let span = info_span!("request", request);
     let _request = ctx::tracing::enter(&span); // held across every await below
     info!("started");
@@ -35,6 +43,10 @@ async fn handle(request: u32) -> u32 {
 
     // A task spawned here starts inside `request`, no `.in_current_span()`.
     ctx::spawn(async move { info!(page, "audited in a child task") })
+        .await
+        .unwrap();
+    // Outside the span, but still `request_id=..`: the variable is inherited.
+    ctx::tracing::without_span(|| ctx::spawn(async { info!("background cleanup") }))
         .await
         .unwrap();
     info!(page, "done");
@@ -61,9 +73,13 @@ async fn render(rows: u32) -> u32 {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_thread_ids(true)
-        .with_target(false)
+    let logged = LogVariables::new().with(&REQUEST_ID);
+    logged
+        .text(
+            tracing_subscriber::fmt()
+                .with_thread_ids(true)
+                .with_target(false),
+        )
         .init();
 
     let rt = ctx::Builder::new_multi_thread()

@@ -91,6 +91,9 @@
 //! spawned through rt-ext starts inside the spawner's current span. Without
 //! the feature, [`no_suspend`] still counts (and on request panics on) values
 //! held across a suspension; with it, each one is also a warning.
+//! `ctx::tracing::LogVariables` writes chosen variables, such as a request
+//! id, on every line of tracing-subscriber's `fmt` output (text or JSON) that
+//! code holding them logs, with no span per request.
 //!
 //! # Propagation
 //!
@@ -123,6 +126,8 @@ mod task_tracker;
 pub mod thread;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+#[cfg(feature = "tracing")]
+mod tracing_fields;
 
 pub use join_set::JoinSet;
 pub use local_set::LocalSet;

@@ -416,3 +416,5 @@ impl Builder {
         self
     }
 }
+
+pub use crate::tracing_fields::{FmtBuilder, JsonEvents, LogVariables, TextEvents, TextFields};

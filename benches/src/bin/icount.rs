@@ -96,6 +96,36 @@ const OPS: &[(&str, &str)] = &[
         "one poll of a plain `tokio::spawn`ed task on a runtime-hook-mode runtime \
          (needs `--cfg tokio_unstable`)",
     ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_text_plain",
+        "one `info!` through the fmt layer (text) into `io::sink`, no request id",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_text_span",
+        "the same, in an entered span carrying `request_id`",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_text_variables",
+        "the same, `REQUEST_ID` bound and written by `LogVariables`",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_json_plain",
+        "one `info!` through the fmt layer (JSON) into `io::sink`, no request id",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_json_span",
+        "the same, in an entered span carrying `request_id`",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "log_json_variables",
+        "the same, `REQUEST_ID` bound and written by `LogVariables`",
+    ),
 ];
 
 fn main() {
@@ -255,6 +285,8 @@ fn main() {
                 }
             }
         }
+        #[cfg(feature = "log-variables")]
+        op if op.starts_with("log_") => log_line(op, n),
         other => {
             eprintln!("unknown operation {other}; run with no arguments for the list");
             std::process::exit(2);
@@ -281,4 +313,48 @@ fn poll_hook_mode(n: usize, noop: bool) {
 fn poll_hook_mode(_: usize, _: bool) {
     eprintln!("poll_hook_mode needs a build with RUSTFLAGS=\"--cfg tokio_unstable\"");
     std::process::exit(2);
+}
+
+/// The request id of the `log_*` operations.
+#[cfg(feature = "log-variables")]
+static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+
+/// `log_{text,json}_{plain,span,variables}`: one `info!` with a field through
+/// tracing-subscriber's fmt layer into `io::sink`, N times (see `log_line` in
+/// the criterion suite).
+#[cfg(feature = "log-variables")]
+fn log_line(op: &str, n: usize) {
+    use rt_ext::tracing::LogVariables;
+    use tracing_subscriber::fmt;
+    use tracing_subscriber::prelude::*;
+
+    let logged = LogVariables::new().with(&REQUEST_ID);
+    let json = op.starts_with("log_json");
+    let variables = op.ends_with("_variables");
+    let dispatch = match (json, variables) {
+        (false, false) => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(fmt::layer().with_writer(std::io::sink)),
+        ),
+        (false, true) => tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(logged.text(fmt::layer().with_writer(std::io::sink))),
+        ),
+        (true, false) => tracing::Dispatch::new(
+            tracing_subscriber::registry().with(fmt::layer().json().with_writer(std::io::sink)),
+        ),
+        (true, true) => tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(logged.json(fmt::layer().json().with_writer(std::io::sink))),
+        ),
+    };
+    tracing::dispatcher::with_default(&dispatch, || {
+        ctx::Snapshot::empty().run(|| {
+            let _id = variables.then(|| REQUEST_ID.set(7));
+            let span = tracing::info_span!("request", request_id = 7u64);
+            let _entered = op.ends_with("_span").then(|| span.enter());
+            for _ in 0..n {
+                tracing::info!(status = black_box(200), "served");
+            }
+        })
+    });
 }
