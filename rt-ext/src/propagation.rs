@@ -87,9 +87,12 @@
 //!
 //! // the receiving side
 //! let received = codec.from_baggage(&header).unwrap();
-//! let (id, chain) = rt.block_on(received.scope(ctx::named("payment", async {
-//!     ctx::spawn(async { (REQUEST_ID.get(), ctx::scope_chain().to_string()) }).await.unwrap()
-//! })));
+//! let (id, chain) = rt.block_on(received.scope(async {
+//!     ctx::named("payment", async {
+//!         ctx::spawn(async { (REQUEST_ID.get(), ctx::scope_chain().to_string()) }).await.unwrap()
+//!     })
+//!     .await
+//! }));
 //! assert_eq!(id, Some(42));
 //! assert_eq!(chain, "checkout > payment");
 //! ```

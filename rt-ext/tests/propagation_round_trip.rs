@@ -163,9 +163,14 @@ fn scope_chain_crosses_the_boundary_in_every_form() {
         codec.from_baggage(&codec.to_baggage(&sent)).unwrap(),
     ];
     for received in forms {
-        let chain = rt.block_on(received.scope(ctx::named("server", async {
-            ctx::spawn(async { ctx::scope_chain() }).await.unwrap()
-        })));
+        // `named` takes the chain where it is made: inside the received
+        // context.
+        let chain = rt.block_on(received.scope(async {
+            ctx::named("server", async {
+                ctx::spawn(async { ctx::scope_chain() }).await.unwrap()
+            })
+            .await
+        }));
         assert_eq!(
             chain.iter().collect::<Vec<_>>(),
             ["client", "call \"b\", now", "server"]

@@ -235,6 +235,13 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// static USER: Variable<&str> = Variable::new("user");
     /// let fut = USER.sync_scope("ada", || TRACE.scope(7, async { (USER.get(), TRACE.get()) }));
     /// assert_eq!(USER.sync_scope("bob", || fut).await, (Some("ada"), Some(7)));
+    ///
+    /// // So to nest scopes, make the inner one inside the outer: an argument
+    /// // is evaluated before the call, outside the outer scope.
+    /// let nested = USER.scope("ada", async { TRACE.scope(7, async { USER.get() }).await });
+    /// assert_eq!(nested.await, Some("ada"));
+    /// let made_outside = USER.scope("ada", TRACE.scope(7, async { USER.get() }));
+    /// assert_eq!(made_outside.await, None);
     /// # });
     /// ```
     pub fn scope<F: Future>(&self, value: T, fut: F) -> Framed<F> {

@@ -275,7 +275,7 @@ impl CodecBuilder {
     ///     codec.encode(&ctx::Snapshot::capture())
     /// }));
     /// let received = codec.decode(&sent).unwrap();
-    /// let chain = received.scope(ctx::named("server", async { ctx::scope_chain() }));
+    /// let chain = received.run(|| ctx::named("server", async { ctx::scope_chain() }));
     /// let chain = futures::executor::block_on(chain);
     /// assert_eq!(chain.to_string(), "client > server");
     /// ```

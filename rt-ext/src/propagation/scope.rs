@@ -207,18 +207,25 @@ pub fn scope_chain() -> ScopeChain {
 }
 
 /// Runs `fut` in its own frame where the scope chain is the one current
-/// where it runs (the poller's, at the first poll) with `name` innermost.
-/// Work spawned inside inherits it.
+/// where `named` is called (a frame takes its context at its creation, as
+/// `.frame()` does) with `name` innermost. Work spawned inside inherits it.
 ///
 /// # Examples
 ///
 /// ```
 /// use rt_ext as ctx;
+/// let chain = futures::executor::block_on(ctx::named("outer", async {
+///     ctx::named("inner", async { ctx::scope_chain() }).await
+/// }));
+/// assert_eq!(chain.to_string(), "outer > inner");
+/// assert!(ctx::scope_chain().is_empty());
+///
+/// // Made outside "outer" (an argument is evaluated before the call), the
+/// // inner frame starts from the chain where it was made.
 /// let chain = futures::executor::block_on(ctx::named("outer", ctx::named("inner", async {
 ///     ctx::scope_chain()
 /// })));
-/// assert_eq!(chain.to_string(), "outer > inner");
-/// assert!(ctx::scope_chain().is_empty());
+/// assert_eq!(chain.to_string(), "inner");
 /// ```
 pub fn named<F: Future>(name: impl Into<Arc<str>>, fut: F) -> impl Future<Output = F::Output> {
     let name = name.into();
