@@ -79,10 +79,90 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::sync::{Mutex, PoisonError};
 
 use ::tracing::Span;
 
-use crate::{BindError, Binding, Builder, HookGuard, Lifecycle, Snapshot, Variable};
+use crate::{
+    BindError, Binding, Builder, Framed, FutureExt, HookGuard, Lifecycle, Snapshot, Variable,
+};
+
+// ===== Instrument =====
+
+/// A future instrumented by [`Instrument`]: its own frame, inside the span.
+pub type Instrumented<F> = ::tracing::instrument::Instrumented<Framed<F>>;
+
+/// tracing's [`Instrument`](::tracing::Instrument), with the body given a
+/// frame of its own inside the span, so that span guards taken in it
+/// ([`enter`]) nest inside the span after every await. The same method
+/// names as tracing's: switching is an import change.
+///
+/// With tracing's own `Instrument`, the span is entered around each poll of
+/// the future, *inside* the task's frame; a guard taken in the body belongs
+/// to that frame, whose hooks re-enter the guard's span before the wrapper
+/// enters its own: after the first await, events lose the guard's span.
+/// Here the body's frame sits inside the wrapper, so its hooks run after the
+/// span is entered. Like `.frame()`, the frame takes its context where
+/// `instrument` is called.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext::tracing::Instrument as _;
+/// use tracing::{info_span, Span};
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// rt_ext::Builder::new_current_thread().build().unwrap().block_on(async {
+///     let inner = info_span!("inner");
+///     let seen = async {
+///         let _g = rt_ext::tracing::enter(&inner);
+///         tokio::task::yield_now().await;
+///         Span::current().id() // still `inner`, inside `outer`
+///     }
+///     .instrument(info_span!("outer"))
+///     .await;
+///     assert_eq!(seen, inner.id());
+/// });
+/// ```
+pub trait Instrument: Future + Sized {
+    /// Runs this future in a frame of its own, inside `span`: the span is
+    /// entered around each poll, and the frame's hooks run inside it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext::tracing::Instrument as _;
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let span = tracing::info_span!("job");
+    /// let fut = async { tracing::Span::current().id() }.instrument(span.clone());
+    /// assert_eq!(futures::executor::block_on(fut), span.id());
+    /// ```
+    fn instrument(self, span: Span) -> Instrumented<Self> {
+        ::tracing::Instrument::instrument(self.frame(), span)
+    }
+
+    /// [`instrument`](Instrument::instrument) with the span current here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext::tracing::Instrument as _;
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let span = tracing::info_span!("job");
+    /// let fut = span.in_scope(|| async { tracing::Span::current().id() }.in_current_span());
+    /// assert_eq!(futures::executor::block_on(fut), span.id());
+    /// ```
+    fn in_current_span(self) -> Instrumented<Self> {
+        self.instrument(Span::current())
+    }
+}
+
+impl<F: Future> Instrument for F {}
 
 // ===== span guards =====
 
@@ -145,10 +225,13 @@ pub fn enter(span: &Span) -> SpanGuard {
 /// assert_eq!(tracing::Span::current().id(), span.id());
 /// drop(guard);
 /// ```
+#[track_caller]
 pub fn try_enter(span: &Span) -> Result<SpanGuard, BindError> {
     let mut hook = SpanHook {
         span: span.clone(),
         entered: false,
+        parent: current_span_id(),
+        taken_at: Location::caller(),
     };
     hook.enter();
     // On refusal the hook is dropped, which exits the span again.
@@ -240,6 +323,12 @@ struct SpanHook {
     /// A clone, so the span lives at least as long as it may be entered.
     span: Span,
     entered: bool,
+    /// The span that was current when the guard was taken: on every resume
+    /// it must be current again before this span is re-entered, or the
+    /// nesting is broken (see [`check_nesting`]).
+    parent: Option<::tracing::Id>,
+    /// Where the guard was taken, for the warning.
+    taken_at: &'static Location<'static>,
 }
 
 impl SpanHook {
@@ -266,8 +355,52 @@ impl Lifecycle for SpanHook {
     }
 
     fn on_resume(&mut self) {
+        check_nesting(self);
         self.enter();
     }
+}
+
+/// The id of the current span of the current dispatcher, without cloning
+/// the dispatcher (as `Span::current()` would).
+fn current_span_id() -> Option<::tracing::Id> {
+    ::tracing::dispatcher::get_default(|d| d.current_span().id().cloned())
+}
+
+/// Warns, once per call site of [`enter`], when a span guard resumes while
+/// the span that was current when it was taken is not current: a wrapper
+/// inside the guard's frame (tracing's `Instrument`, `#[instrument]`, a
+/// tower `TraceLayer`) enters its span only after the frame's hooks have
+/// re-entered theirs, so the guard's span would be nested the wrong way and
+/// events after the await would lose it.
+#[inline]
+fn check_nesting(hook: &SpanHook) {
+    if current_span_id() != hook.parent {
+        nesting_broken(hook);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn nesting_broken(hook: &SpanHook) {
+    static WARNED: Mutex<Vec<&'static Location<'static>>> = Mutex::new(Vec::new());
+    {
+        let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+        if warned.contains(&hook.taken_at) {
+            return;
+        }
+        warned.push(hook.taken_at);
+    }
+    ::tracing::warn!(
+        location = %hook.taken_at,
+        "rt-ext: the span guard taken at {} resumed outside the span that was current \
+         when it was taken: a wrapper inside its frame (`#[tracing::instrument]`, \
+         `tracing::Instrument::instrument`, a tower trace layer) enters its span after \
+         the frame's hooks, so events after an await lose the guard's span. Use \
+         `#[rt_ext::instrument]` or `rt_ext::tracing::Instrument`, which give the body a \
+         frame of its own inside the span, or frame the body yourself: \
+         `async {{ .. }}.frame().instrument(span)`.",
+        hook.taken_at,
+    );
 }
 
 impl Drop for SpanHook {

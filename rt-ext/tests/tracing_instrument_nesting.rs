@@ -1,0 +1,187 @@
+//! Span guards under instrumentation: a guard taken inside a future
+//! instrumented with `rt_ext::tracing::Instrument` (or in a callee of one)
+//! logs every event after every await under `outer:inner`, with tasks
+//! migrating between two workers; the same code under tracing's own
+//! `Instrument` nests the wrong way, and the broken nesting is reported
+//! with a warning, once per call site of `enter`, naming it.
+#![cfg(feature = "tracing")]
+
+mod tracing_support;
+
+use std::collections::{HashMap, HashSet};
+
+use rt_ext as ctx;
+use tokio::task::yield_now;
+use tracing::{info, info_span};
+use tracing_support::{dispatch, Record, Records};
+
+const TASKS: u64 = 16;
+const AWAITS: u64 = 6;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wrapper {
+    /// `rt_ext::tracing::Instrument::instrument`.
+    Ours,
+    /// `tracing::Instrument::instrument`.
+    Tracing,
+}
+
+/// Takes the guard and logs after each of several awaits.
+async fn body(task: u64) {
+    let inner = info_span!("inner");
+    let _g = ctx::tracing::enter(&inner);
+    for step in 0..AWAITS {
+        yield_now().await;
+        info!(task, step, "step");
+    }
+}
+
+/// The same, one call further down (and its own call site of `enter`).
+async fn caller(task: u64) {
+    callee(task).await;
+}
+
+async fn callee(task: u64) {
+    let inner = info_span!("inner");
+    let _g = ctx::tracing::enter(&inner);
+    for step in 0..AWAITS {
+        yield_now().await;
+        info!(task, step, "step");
+    }
+}
+
+fn instrumented(wrapper: Wrapper, task: u64, in_callee: bool) -> tokio::task::JoinHandle<()> {
+    let fut: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = if in_callee {
+        Box::pin(caller(task))
+    } else {
+        Box::pin(body(task))
+    };
+    let span = info_span!("outer", task);
+    match wrapper {
+        Wrapper::Ours => ctx::spawn(ctx::tracing::Instrument::instrument(fut, span)),
+        Wrapper::Tracing => ctx::spawn(tracing::Instrument::instrument(fut, span)),
+    }
+}
+
+/// Runs `TASKS` instrumented tasks on two workers and returns the records.
+fn run(wrapper: Wrapper, in_callee: bool) -> Records {
+    let (dispatch, records) = dispatch();
+    let for_workers = dispatch.clone();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_multi_thread()
+            .worker_threads(2)
+            // Each worker thread records for this test, for its whole life.
+            .on_thread_start(move || {
+                std::mem::forget(tracing::dispatcher::set_default(&for_workers));
+            })
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..TASKS)
+                .map(|t| instrumented(wrapper, t, in_callee))
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    records
+}
+
+fn steps(records: &Records) -> Vec<Record> {
+    records.with_message("step")
+}
+
+/// Whether some task logged its steps from more than one thread.
+fn some_task_migrated(steps: &[Record]) -> bool {
+    let mut threads: HashMap<String, HashSet<_>> = HashMap::new();
+    for r in steps {
+        threads
+            .entry(r.field("task").unwrap().to_string())
+            .or_default()
+            .insert(r.thread);
+    }
+    threads.values().any(|t| t.len() > 1)
+}
+
+fn warnings(records: &Records) -> Vec<Record> {
+    records
+        .all()
+        .into_iter()
+        .filter(|r| r.message.contains("resumed outside the span"))
+        .collect()
+}
+
+#[test]
+fn guards_under_our_instrument_stay_inside_the_span_after_every_await() {
+    for in_callee in [false, true] {
+        // Retry until the interleaving this test is about happened: a task
+        // moved between the workers mid-way.
+        let mut migrated = false;
+        for _ in 0..20 {
+            let records = run(Wrapper::Ours, in_callee);
+            let steps = steps(&records);
+            assert_eq!(steps.len() as u64, TASKS * AWAITS);
+            for r in &steps {
+                assert_eq!(
+                    r.spans[..2],
+                    [
+                        "inner".to_string(),
+                        format!("outer{{task={}}}", r.field("task").unwrap())
+                    ],
+                    "{r:?}"
+                );
+            }
+            assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+            if some_task_migrated(&steps) {
+                migrated = true;
+                break;
+            }
+        }
+        assert!(migrated, "no task ever moved between the two workers");
+    }
+}
+
+#[test]
+fn guards_under_tracings_instrument_nest_wrong_and_are_reported_once_per_call_site() {
+    for in_callee in [false, true] {
+        let records = run(Wrapper::Tracing, in_callee);
+        let steps = steps(&records);
+        // The control: after an await, the guard's span is entered first and
+        // the wrapper's on top of it, so events are not under `outer:inner`.
+        assert!(steps
+            .iter()
+            .any(|r| r.spans.first().map(String::as_str) != Some("inner")));
+        // One warning per call site of `enter`, naming it, though every one
+        // of the tasks resumed that guard several times.
+        let warned = warnings(&records);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        let location = warned[0].field("location").unwrap();
+        let line = if in_callee { "callee" } else { "body" };
+        let expected = format!(
+            "tests/tracing_instrument_nesting.rs:{}",
+            line_of_enter(line)
+        );
+        assert!(location.contains(&expected), "{location} is not {expected}");
+        assert!(warned[0].message.contains("rt_ext::tracing::Instrument"));
+
+        // Another run: that call site is not reported again.
+        assert!(warnings(&run(Wrapper::Tracing, in_callee)).is_empty());
+    }
+}
+
+/// The line of the `enter` call in function `name` of this file.
+fn line_of_enter(name: &str) -> usize {
+    let source = include_str!("tracing_instrument_nesting.rs");
+    let start = source
+        .lines()
+        .position(|l| l.starts_with(&format!("async fn {name}(")))
+        .unwrap();
+    start
+        + 1
+        + source
+            .lines()
+            .skip(start)
+            .position(|l| l.contains("ctx::tracing::enter(&inner)"))
+            .unwrap()
+}
