@@ -287,6 +287,8 @@ fn main() {
         }
         #[cfg(feature = "log-variables")]
         op if op.starts_with("log_") => log_line(op, n),
+        #[cfg(feature = "log-variables")]
+        op if op.starts_with("span_") => span_ops(op, n),
         other => {
             eprintln!("unknown operation {other}; run with no arguments for the list");
             std::process::exit(2);
@@ -313,6 +315,48 @@ fn poll_hook_mode(n: usize, noop: bool) {
 fn poll_hook_mode(_: usize, _: bool) {
     eprintln!("poll_hook_mode needs a build with RUSTFLAGS=\"--cfg tokio_unstable\"");
     std::process::exit(2);
+}
+
+/// `span_guard_poll`: one poll of a `ctx::spawn`ed task that holds a
+/// `ctx::tracing::enter` guard across every yield; `span_instrument_poll`:
+/// the same with tracing's `Instrument` instead (the peer);
+/// `span_current_id`: the lookup a guard's nesting check makes on each
+/// resume (the current span's id from the default dispatcher). All under
+/// tracing-subscriber's `Registry`.
+#[cfg(feature = "log-variables")]
+fn span_ops(op: &str, n: usize) {
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = workload::current_thread();
+        match op {
+            "span_guard_poll" => rt.block_on(async {
+                ctx::spawn(async move {
+                    let span = tracing::info_span!("guarded");
+                    let _g = ctx::tracing::enter(&span);
+                    yield_n(n).await;
+                })
+                .await
+                .unwrap()
+            }),
+            "span_instrument_poll" => rt.block_on(async {
+                let span = tracing::info_span!("instrumented");
+                tokio::spawn(yield_n(n).instrument(span)).await.unwrap()
+            }),
+            "span_current_id" => {
+                let span = tracing::info_span!("current");
+                let _e = span.enter();
+                for _ in 0..n {
+                    black_box(tracing::dispatcher::get_default(|d| {
+                        d.current_span().id().cloned()
+                    }));
+                }
+            }
+            other => {
+                eprintln!("unknown operation {other}");
+                std::process::exit(2);
+            }
+        }
+    });
 }
 
 /// The request id of the `log_*` operations.
