@@ -21,8 +21,10 @@
 //! ```
 //!
 //! Replace `tokio::spawn` with [`spawn`] (and `spawn_blocking`, `JoinSet`,
-//! `TaskTracker`, `std::thread::spawn` with theirs) and build the runtime with
-//! [`Builder`] or [`Runtime`], whose `block_on` frames the root future. The
+//! `TaskTracker`, `std::thread::spawn` with theirs), `#[tokio::main]` and
+//! `#[tokio::test]` with `#[rt_ext::main]` and `#[rt_ext::test]` (same
+//! arguments), or build the runtime with [`Builder`] or [`Runtime`], whose
+//! `block_on` frames the root future. The
 //! core ([`Variable`], [`Snapshot`], [`Lifecycle`], [`FutureExt::frame`]) is
 //! re-exported from the runtime-agnostic `spawn-hooks` crate.
 //!
@@ -114,6 +116,8 @@ pub use no_suspend::{no_suspend, set_panic_on_suspend, suspended_while_held, NoS
 pub use propagation::scope::{
     named, push_scope, scope_chain, try_push_scope, ScopeChain, MAX_SCOPE_CHAIN,
 };
+#[cfg(feature = "macros")]
+pub use rt_ext_macros::{main, test};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{spawn, spawn_blocking, spawn_local};
 pub use task_tracker::TaskTracker;

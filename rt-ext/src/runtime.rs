@@ -343,6 +343,35 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime's clock paused, as in tokio's tests: time advances
+    /// only when every task waits on a timer (see
+    /// [`tokio::runtime::Builder::start_paused`]). Only with the `test-util`
+    /// feature; `#[rt_ext::test(start_paused = true)]` calls it.
+    ///
+    /// # Panics
+    ///
+    /// `build()` panics if the clock is paused on a multi-thread runtime, as
+    /// tokio's does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .enable_time()
+    ///     .start_paused(true)
+    ///     .build()
+    ///     .unwrap();
+    /// let start = std::time::Instant::now();
+    /// rt.block_on(tokio::time::sleep(Duration::from_secs(3600)));
+    /// assert!(start.elapsed() < Duration::from_secs(60));
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn start_paused(&mut self, start_paused: bool) -> &mut Self {
+        self.inner.start_paused(start_paused);
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
