@@ -65,8 +65,13 @@
 //! context found there (normally empty), but [`Variable::set`] and [`enter`]
 //! refuse to bind there: the binding would leak into the next task polled on
 //! that thread. `try_set`/`try_enter` return a [`BindError`]; `set`/`enter`
-//! panic with a message that says what to do: spawn with [`spawn`], run with
-//! [`Runtime::block_on`], or wrap the future with `.frame()`.
+//! panic with a message that names the fixes that apply where it happened:
+//! in the body of `#[tokio::main]` or `#[tokio::test]`, use
+//! `#[rt_ext::main]` / `#[rt_ext::test]` (or [`Runtime::block_on`]); in a
+//! task a server spawned, wrap the service in `rt_ext::tower::FrameLayer`;
+//! for one future, [`Variable::scope`] or `.frame()`; for your own spawns,
+//! [`spawn`]; for tasks that libraries spawn, the runtime-hook mode
+//! (`--cfg tokio_unstable`).
 //!
 //! # Tracing
 //!
