@@ -111,6 +111,8 @@ mod runtime;
 mod spawn;
 mod task_tracker;
 pub mod thread;
+#[cfg(feature = "tower")]
+pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 
