@@ -33,7 +33,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(inherit::future(future))
+    let future = inherit::future(future);
+    let _framed = inherit::FramedSpawn::start();
+    tokio::spawn(future)
 }
 
 /// Runs a blocking closure on tokio's blocking pool, in the spawner's context,

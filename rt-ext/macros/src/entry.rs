@@ -319,8 +319,8 @@ fn parse_crate_path(lit: &Lit) -> syn::Result<Path> {
 /// Checks the decorated function: what tokio refuses, refused here too.
 fn check_fn(kind: Kind, item: &ItemFn) -> syn::Result<()> {
     if item.sig.asyncness.is_none() {
-        return Err(syn::Error::new_spanned(
-            &item.sig.fn_token,
+        return Err(syn::Error::new(
+            item.sig.fn_token.span,
             format!(
                 "`#[{}]` goes on an `async fn`: the `async` keyword is missing",
                 kind.attribute()
