@@ -126,7 +126,7 @@ pub use propagation::scope::{
 #[cfg(feature = "macros")]
 pub use rt_ext_macros::{main, test};
 pub use runtime::{Builder, Handle, Runtime};
-pub use spawn::{spawn, spawn_blocking, spawn_local};
+pub use spawn::{detached, spawn, spawn_blocking, spawn_detached, spawn_local};
 pub use task_tracker::TaskTracker;
 
 /// The README's examples, compiled and run as doctests so it stays true.
