@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The generated docs: built with broken intra-doc links denied, then the
-# HTML is checked for the runtime-hook-mode items. Without the cfg the
+# The README's snippets, compiled and run as doctests (they use every
+# feature), and no link of it leaving the crate. Then the generated docs:
+# built with broken intra-doc links denied, and the HTML checked for the
+# runtime-hook-mode items. Without the cfg the
 # queries and the switch are there (they exist in every build); with
 # `--cfg tokio_unstable` (as docs.rs builds it, see rt-ext/Cargo.toml) tokio's
 # task hooks on `Builder` are there too, each with its note on the cfg.
@@ -24,6 +26,16 @@ mentions() {
         exit 1
     fi
 }
+
+cargo test -p rt-ext --doc --features "$FEATURES" ReadmeDoctests
+if grep -nE '\]\((\.\./|/|[^)#h][^)]*\.md)' README.md; then
+    echo "docs: README.md links to a file (above); docs.rs shows it without the repository" >&2
+    exit 1
+fi
+if grep -n '\.\./shared' README.md; then
+    echo "docs: README.md points outside the repository (above)" >&2
+    exit 1
+fi
 
 RUSTDOCFLAGS="-D warnings" cargo doc -p rt-ext --no-deps --features "$FEATURES"
 doc=target/doc/rt_ext

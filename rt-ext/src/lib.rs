@@ -73,6 +73,35 @@
 //! [`spawn`]; for tasks that libraries spawn, the runtime-hook mode
 //! (`--cfg tokio_unstable`).
 //!
+//! # Services
+//!
+//! A server (hyper, axum, tonic) runs each connection in a task spawned with
+//! plain `tokio::spawn`. Wrap the service in `ctx::tower::FrameLayer`
+//! (feature `tower`), outermost, and each request runs in a frame of its
+//! own where middleware and handlers may bind; run `main` with
+//! `#[rt_ext::main]`. Long-lived work that a request starts lazily (a pool, a
+//! batcher) would keep that request's context for good: start it with
+//! [`spawn_detached`], or wrap its start in [`detached`].
+//!
+//! ```
+//! # #[cfg(feature = "tower")] {
+//! use rt_ext as ctx;
+//! use tower::{service_fn, Layer as _, ServiceExt as _};
+//!
+//! static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+//!
+//! let service = ctx::tower::FrameLayer::new().layer(service_fn(|id: u64| async move {
+//!     let _id = REQUEST_ID.set(id); // would panic in a plain task without the layer
+//!     let from_task = ctx::spawn(async { REQUEST_ID.get() }).await.unwrap();
+//!     Ok::<_, std::convert::Infallible>(from_task)
+//! }));
+//! let rt = tokio::runtime::Runtime::new().unwrap(); // even a plain tokio runtime
+//! // A plain tokio::spawn, as a server spawns its connection tasks.
+//! let served = rt.block_on(async { tokio::spawn(service.oneshot(7)).await.unwrap() });
+//! assert_eq!(served, Ok(Some(7)));
+//! # }
+//! ```
+//!
 //! # Tracing
 //!
 //! With the `tracing` feature, `ctx::tracing::enter` enters a span for as long
@@ -98,6 +127,9 @@
     unreachable_pub
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
+// rt-ext is where tokio's spawns are wrapped: the README's `clippy.toml`,
+// which disallows them in a user's crate, does not apply here.
+#![allow(clippy::disallowed_methods)]
 
 #[cfg(tokio_unstable)]
 mod hook_mode;
@@ -130,7 +162,14 @@ pub use spawn::{detached, spawn, spawn_blocking, spawn_detached, spawn_local};
 pub use task_tracker::TaskTracker;
 
 /// The README's examples, compiled and run as doctests so it stays true.
-#[cfg(doctest)]
+/// They use every feature (`.ci/steps/docs.sh` runs them).
+#[cfg(all(
+    doctest,
+    feature = "macros",
+    feature = "tower",
+    feature = "tracing",
+    feature = "propagation"
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 
