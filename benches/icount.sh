@@ -20,7 +20,7 @@ ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
      poll_instrument_none poll_otel poll_dcontext get_task_local get_rtext get_rtext16
      get_otel get_dcontext capture_1 capture_256 capture_dcontext10 spawn_tokio
      spawn_rtext spawn_rtext16 encode_rtext10 decode_rtext10 encode_dcontext10
-     decode_dcontext10)
+     decode_dcontext10 serve_bare serve_frame serve_frame_set)
 printf '| operation | instructions/op |\n|---|---:|\n'
 for op in "${ops[@]}"; do
     per_op[$op]=$(icount_per_op "$op" "$n")

@@ -40,6 +40,15 @@ const OPS: &[(&str, &str)] = &[
         "one poll of an OpenTelemetry `with_context` task",
     ),
     ("poll_dcontext", "one poll of a dcontext `fork`ed task"),
+    (
+        "serve_bare",
+        "one request through a tower `service_fn` answering at once",
+    ),
+    ("serve_frame", "the same request behind `FrameLayer`"),
+    (
+        "serve_frame_set",
+        "behind `FrameLayer`, the handler binding with `set`",
+    ),
     ("get_task_local", "`task_local!` `with`, bound"),
     ("get_rtext", "`Variable::get`, 1 bound"),
     ("get_rtext16", "`Variable::get`, 16 bound"),
@@ -217,6 +226,27 @@ fn main() {
                     black_box(
                         dcontext::ContextSnapshot::deserialize(black_box(&bytes)).expect("decodes"),
                     );
+                }
+            }
+        }
+        "serve_bare" => {
+            let mut service = workload::ready_service();
+            for _ in 0..n {
+                black_box(workload::serve_now(&mut service, black_box(1)));
+            }
+        }
+        "serve_frame" | "serve_frame_set" => {
+            use tower::Layer as _;
+            let layer = ctx::tower::FrameLayer::new();
+            if op == "serve_frame" {
+                let mut service = layer.layer(workload::ready_service());
+                for _ in 0..n {
+                    black_box(workload::serve_now(&mut service, black_box(1)));
+                }
+            } else {
+                let mut service = layer.layer(tower::service_fn(workload::binding_handler));
+                for _ in 0..n {
+                    black_box(workload::serve_now(&mut service, black_box(1)));
                 }
             }
         }
