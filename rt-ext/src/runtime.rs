@@ -367,7 +367,7 @@ impl Builder {
     ///     .build()
     ///     .unwrap();
     /// let start = std::time::Instant::now();
-    /// rt.block_on(tokio::time::sleep(Duration::from_secs(3600)));
+    /// rt.block_on(async { tokio::time::sleep(Duration::from_secs(3600)).await });
     /// assert!(start.elapsed() < Duration::from_secs(60));
     /// ```
     #[cfg(feature = "test-util")]
