@@ -21,7 +21,7 @@ ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
      get_otel get_dcontext capture_1 capture_256 capture_dcontext10 frame_create
      frame_run poll_frame spawn_tokio
      spawn_rtext spawn_rtext16 encode_rtext10 decode_rtext10 encode_dcontext10
-     decode_dcontext10)
+     decode_dcontext10 serve_bare serve_frame serve_frame_set)
 printf '| operation | instructions/op |\n|---|---:|\n'
 for op in "${ops[@]}"; do
     per_op[$op]=$(icount_per_op "$op" "$n")

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Second build with `--cfg tokio_unstable`: the runtime-hook mode, where every
 # task of a `ctx::Builder` runtime gets a frame. Its own target dir, since the
-# flag changes every crate's build.
+# flag changes every crate's build. rt-ext with `tracing` (spans that follow
+# plain `tokio::spawn`) and `tower` (the services, whose connection tasks are
+# then framed by the runtime too).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export RUSTFLAGS="--cfg tokio_unstable"
 export RUSTDOCFLAGS="--cfg tokio_unstable"
 export CARGO_TARGET_DIR=target/unstable
 cargo clippy -p spawn-hooks -p rt-ext --all-targets -- -D warnings
-cargo test -p spawn-hooks -p rt-ext
+cargo clippy -p rt-ext --all-targets --features tracing,tower -- -D warnings
+cargo test -p spawn-hooks -p rt-ext --features rt-ext/tracing,rt-ext/tower

@@ -228,6 +228,19 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        id: "frame_layer",
+        title: "serve one request, handler answering at once",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("bare", "a bare tower `service_fn`"),
+            ours("rtext_frame", "behind `FrameLayer`"),
+            ours(
+                "rtext_frame_set",
+                "behind `FrameLayer`, handler binds with `set`",
+            ),
+        ],
+    },
+    Group {
         id: "span_across_yields",
         title: "span held across 10,000 yields, Registry (per poll)",
         ops_per_iter: YIELDS,

@@ -45,6 +45,7 @@ pub fn all(c: &mut Criterion) {
     #[cfg(feature = "log-variables")]
     log_line(c);
     span_across_yields(c);
+    frame_layer(c);
 }
 
 /// A task that yields `YIELDS` times, spawned with `tokio::spawn` on `rt` and
@@ -443,6 +444,29 @@ fn span_across_yields(c: &mut Criterion) {
     });
     g.bench_function("instrument", |b| {
         with_registry(|| b.iter(|| instrumented_yields(&rt)));
+    });
+    g.finish();
+}
+
+// ===== services =====
+
+/// One request through a service that answers at once: bare, behind
+/// `FrameLayer`, and behind it with a handler that binds (`set`).
+fn frame_layer(c: &mut Criterion) {
+    use tower::Layer as _;
+    let mut g = c.benchmark_group("frame_layer");
+    let mut bare = workload::ready_service();
+    g.bench_function("bare", |b| {
+        b.iter(|| workload::serve_now(&mut bare, black_box(1)))
+    });
+    let mut framed = ctx::tower::FrameLayer::new().layer(workload::ready_service());
+    g.bench_function("rtext_frame", |b| {
+        b.iter(|| workload::serve_now(&mut framed, black_box(1)))
+    });
+    let mut binding =
+        ctx::tower::FrameLayer::new().layer(tower::service_fn(workload::binding_handler));
+    g.bench_function("rtext_frame_set", |b| {
+        b.iter(|| workload::serve_now(&mut binding, black_box(1)))
     });
     g.finish();
 }

@@ -2,9 +2,11 @@
 //! by the criterion suite and the instruction-count binary.
 
 use std::collections::HashMap;
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
 
 use rt_ext as ctx;
 use tracing::Span;
@@ -118,6 +120,55 @@ impl Drop for SpanHook {
         self.span
             .with_subscriber(|(id, dispatch)| dispatch.exit(id));
     }
+}
+
+// ===== services =====
+
+/// A request handler that answers at once: what `FrameLayer` adds is then
+/// all that differs between the rows.
+pub fn ready_service() -> impl tower::Service<
+    u64,
+    Response = u64,
+    Error = Infallible,
+    Future = Ready<Result<u64, Infallible>>,
+> + Clone {
+    tower::service_fn(|n: u64| std::future::ready(Ok(n)))
+}
+
+/// A handler that binds the request's id for its whole call, as a
+/// request-id middleware does.
+pub async fn binding_handler(n: u64) -> Result<u64, Infallible> {
+    let _id = VARS[0].set(n);
+    Ok(n)
+}
+
+/// Calls `service` with `request` and polls the call's future once, as a
+/// server does for a handler that does not wait: one request served.
+///
+/// # Panics
+///
+/// If the service is not ready or its future is pending.
+pub fn serve_now<S: tower::Service<u64>>(service: &mut S, request: u64) -> S::Response
+where
+    S::Error: std::fmt::Debug,
+{
+    let mut cx = Context::from_waker(noop_waker());
+    assert!(service.poll_ready(&mut cx).is_ready(), "not ready");
+    let mut future = std::pin::pin!(service.call(request));
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(response) => response.expect("served"),
+        Poll::Pending => panic!("the handler did not answer at once"),
+    }
+}
+
+/// A waker that does nothing, made once: no allocation per request.
+fn noop_waker() -> &'static Waker {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    static WAKER: OnceLock<Waker> = OnceLock::new();
+    WAKER.get_or_init(|| Waker::from(Arc::new(Noop)))
 }
 
 // ===== set-up =====

@@ -53,7 +53,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use spawn_hooks::{CaughtPanic, Snapshot, TaskFrame};
 use tokio::task::Id;
@@ -166,7 +166,17 @@ impl Registry {
 
     /// The spawn hook: on the spawning thread, before the task can be polled.
     pub(crate) fn spawned(&self, id: Id) {
-        let frame = TaskFrame::new(Snapshot::capture());
+        if take_already_framed() {
+            // Spawned through rt-ext: the task's future is framed already.
+            return;
+        }
+        let snapshot = Snapshot::capture();
+        #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
+        let mut frame = TaskFrame::new(snapshot.clone());
+        #[cfg(feature = "tracing")]
+        crate::tracing::follow_into(&mut frame, &snapshot);
+        #[cfg(not(feature = "tracing"))]
+        drop(snapshot);
         if self.overflowed.load(Ordering::Acquire) != 0 {
             // A stale frame under a reused id (its task never terminated).
             drop(self.remove_overflow(id));
@@ -321,6 +331,49 @@ impl Registry {
             .count();
         in_slots + self.overflowed.load(Ordering::Acquire)
     }
+}
+
+// ===== tasks framed by rt-ext, runtimes in hook mode =====
+
+thread_local! {
+    /// Set while rt-ext spawns a future it has framed itself: the spawn
+    /// hook that tokio runs inside that spawn, on this thread, gives the
+    /// task no second frame.
+    static ALREADY_FRAMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets or clears the flag (see `inherit::FramedSpawn`).
+#[inline]
+pub(crate) fn set_already_framed(on: bool) {
+    let _ = ALREADY_FRAMED.try_with(|f| f.set(on));
+}
+
+#[inline]
+fn take_already_framed() -> bool {
+    ALREADY_FRAMED
+        .try_with(|f| f.replace(false))
+        .unwrap_or(false)
+}
+
+/// The registries of the live runtimes in hook mode, by runtime id, for
+/// [`crate::Handle::frames_every_task`].
+static RUNTIMES: Mutex<Vec<(tokio::runtime::Id, Weak<Registry>)>> = Mutex::new(Vec::new());
+
+/// Records that runtime `id` frames every task, in `frames`.
+pub(crate) fn register_runtime(id: tokio::runtime::Id, frames: &Arc<Registry>) {
+    let mut runtimes = RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner);
+    // The registry lives as long as the runtime's hooks: a dead entry is a
+    // runtime gone.
+    runtimes.retain(|(_, r)| r.strong_count() > 0);
+    runtimes.push((id, Arc::downgrade(frames)));
+}
+
+/// Whether runtime `id` frames every task.
+pub(crate) fn frames_every_task(id: tokio::runtime::Id) -> bool {
+    let runtimes = RUNTIMES.lock().unwrap_or_else(PoisonError::into_inner);
+    runtimes
+        .iter()
+        .any(|(r, frames)| *r == id && frames.strong_count() > 0)
 }
 
 /// The tag of task `id`'s paired entries, never 0: its integer, or (if

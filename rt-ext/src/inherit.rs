@@ -36,6 +36,35 @@ pub(crate) fn future<F: Future>(future: F) -> Spawned<F> {
     snapshot.scope(future)
 }
 
+/// Held around the tokio spawn of a future wrapped by [`future`]: in
+/// runtime-hook mode, the spawn hook that tokio runs inside that spawn gives
+/// the task no frame of its own, since the wrapper is its frame (one frame
+/// per task, one pointer swap per poll). A guard rather than a closure, so
+/// that `#[track_caller]` still reaches tokio's spawn.
+#[must_use = "the flag is cleared when the guard drops"]
+pub(crate) struct FramedSpawn {
+    _private: (),
+}
+
+impl FramedSpawn {
+    #[inline]
+    pub(crate) fn start() -> FramedSpawn {
+        #[cfg(tokio_unstable)]
+        crate::hook_mode::set_already_framed(true);
+        FramedSpawn { _private: () }
+    }
+}
+
+/// Clears the flag when the spawn returns or unwinds, whether or not a hook
+/// took it (a runtime without hooks, or a `LocalSet`, runs none).
+#[cfg(tokio_unstable)]
+impl Drop for FramedSpawn {
+    #[inline]
+    fn drop(&mut self) {
+        crate::hook_mode::set_already_framed(false);
+    }
+}
+
 /// Wraps a closure about to run elsewhere (blocking pool, OS thread): it will
 /// run in its own frame, starting from the spawner's context as it is now.
 pub(crate) fn closure<F, R>(f: F) -> impl FnOnce() -> R + Send + 'static

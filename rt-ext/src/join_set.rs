@@ -306,7 +306,9 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.inner.spawn(inherit::future(task))
+        let task = inherit::future(task);
+        let _framed = inherit::FramedSpawn::start();
+        self.inner.spawn(task)
     }
 
     /// Spawns a task into the set on `handle`'s runtime, in the caller's
@@ -328,7 +330,9 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + Send + 'static,
         T: Send,
     {
-        self.inner.spawn_on(inherit::future(task), handle)
+        let task = inherit::future(task);
+        let _framed = inherit::FramedSpawn::start();
+        self.inner.spawn_on(task, handle)
     }
 
     /// Spawns a `!Send` task into the set on the current `LocalSet`, in the

@@ -21,8 +21,10 @@
 //! ```
 //!
 //! Replace `tokio::spawn` with [`spawn`] (and `spawn_blocking`, `JoinSet`,
-//! `TaskTracker`, `std::thread::spawn` with theirs) and build the runtime with
-//! [`Builder`] or [`Runtime`], whose `block_on` frames the root future. The
+//! `TaskTracker`, `std::thread::spawn` with theirs), `#[tokio::main]` and
+//! `#[tokio::test]` with `#[rt_ext::main]` and `#[rt_ext::test]` (same
+//! arguments), or build the runtime with [`Builder`] or [`Runtime`], whose
+//! `block_on` frames the root future. The
 //! core ([`Variable`], [`Snapshot`], [`Lifecycle`], [`FutureExt::frame`]) is
 //! re-exported from the runtime-agnostic `spawn-hooks` crate.
 //!
@@ -80,8 +82,42 @@
 //! context found there (normally empty), but [`Variable::set`] and [`enter`]
 //! refuse to bind there: the binding would leak into the next task polled on
 //! that thread. `try_set`/`try_enter` return a [`BindError`]; `set`/`enter`
-//! panic with a message that says what to do: spawn with [`spawn`], run with
-//! [`Runtime::block_on`], or wrap the future with `.frame()`.
+//! panic with a message that names the fixes that apply where it happened:
+//! in the body of `#[tokio::main]` or `#[tokio::test]`, use
+//! `#[rt_ext::main]` / `#[rt_ext::test]` (or [`Runtime::block_on`]); in a
+//! task a server spawned, wrap the service in `rt_ext::tower::FrameLayer`;
+//! for one future, [`Variable::scope`] or `.frame()`; for your own spawns,
+//! [`spawn`]; for tasks that libraries spawn, the runtime-hook mode
+//! (`--cfg tokio_unstable`).
+//!
+//! # Services
+//!
+//! A server (hyper, axum, tonic) runs each connection in a task spawned with
+//! plain `tokio::spawn`. Wrap the service in `ctx::tower::FrameLayer`
+//! (feature `tower`), outermost, and each request runs in a frame of its
+//! own where middleware and handlers may bind; run `main` with
+//! `#[rt_ext::main]`. Long-lived work that a request starts lazily (a pool, a
+//! batcher) would keep that request's context for good: start it with
+//! [`spawn_detached`], or wrap its start in [`detached`].
+//!
+//! ```
+//! # #[cfg(feature = "tower")] {
+//! use rt_ext as ctx;
+//! use tower::{service_fn, Layer as _, ServiceExt as _};
+//!
+//! static REQUEST_ID: ctx::Variable<u64> = ctx::Variable::new("request_id");
+//!
+//! let service = ctx::tower::FrameLayer::new().layer(service_fn(|id: u64| async move {
+//!     let _id = REQUEST_ID.set(id); // would panic in a plain task without the layer
+//!     let from_task = ctx::spawn(async { REQUEST_ID.get() }).await.unwrap();
+//!     Ok::<_, std::convert::Infallible>(from_task)
+//! }));
+//! let rt = tokio::runtime::Runtime::new().unwrap(); // even a plain tokio runtime
+//! // A plain tokio::spawn, as a server spawns its connection tasks.
+//! let served = rt.block_on(async { tokio::spawn(service.oneshot(7)).await.unwrap() });
+//! assert_eq!(served, Ok(Some(7)));
+//! # }
+//! ```
 //!
 //! # Tracing
 //!
@@ -111,6 +147,9 @@
     unreachable_pub
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
+// rt-ext is where tokio's spawns are wrapped: the README's `clippy.toml`,
+// which disallows them in a user's crate, does not apply here.
+#![allow(clippy::disallowed_methods)]
 
 #[cfg(tokio_unstable)]
 mod hook_mode;
@@ -124,6 +163,8 @@ mod runtime;
 mod spawn;
 mod task_tracker;
 pub mod thread;
+#[cfg(feature = "tower")]
+pub mod tower;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 #[cfg(feature = "tracing")]
@@ -136,12 +177,21 @@ pub use no_suspend::{no_suspend, set_panic_on_suspend, suspended_while_held, NoS
 pub use propagation::scope::{
     named, push_scope, scope_chain, try_push_scope, ScopeChain, MAX_SCOPE_CHAIN,
 };
+#[cfg(feature = "macros")]
+pub use rt_ext_macros::{main, test};
 pub use runtime::{Builder, Handle, Runtime};
-pub use spawn::{spawn, spawn_blocking, spawn_local};
+pub use spawn::{detached, spawn, spawn_blocking, spawn_detached, spawn_local};
 pub use task_tracker::TaskTracker;
 
 /// The README's examples, compiled and run as doctests so it stays true.
-#[cfg(doctest)]
+/// They use every feature (`.ci/steps/docs.sh` runs them).
+#[cfg(all(
+    doctest,
+    feature = "macros",
+    feature = "tower",
+    feature = "tracing",
+    feature = "propagation"
+))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
 

@@ -44,6 +44,10 @@ pub struct Builder {
     /// Runtime-hook mode: tokio's task hooks, composed with the user's.
     #[cfg(tokio_unstable)]
     hooks: hook_config::HookConfig,
+    /// Without `tokio_unstable`: whether `frame_every_task(true)` was asked
+    /// for, which `build` then refuses.
+    #[cfg(not(tokio_unstable))]
+    frame_every_task: bool,
 }
 
 impl Builder {
@@ -343,6 +347,35 @@ impl Builder {
         self
     }
 
+    /// Starts the runtime's clock paused, as in tokio's tests: time advances
+    /// only when every task waits on a timer (see
+    /// [`tokio::runtime::Builder::start_paused`]). Only with the `test-util`
+    /// feature; `#[rt_ext::test(start_paused = true)]` calls it.
+    ///
+    /// # Panics
+    ///
+    /// `build()` panics if the clock is paused on a multi-thread runtime, as
+    /// tokio's does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = rt_ext::Builder::new_current_thread()
+    ///     .enable_time()
+    ///     .start_paused(true)
+    ///     .build()
+    ///     .unwrap();
+    /// let start = std::time::Instant::now();
+    /// rt.block_on(async { tokio::time::sleep(Duration::from_secs(3600)).await });
+    /// assert!(start.elapsed() < Duration::from_secs(60));
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn start_paused(&mut self, start_paused: bool) -> &mut Self {
+        self.inner.start_paused(start_paused);
+        self
+    }
+
     /// Builds the runtime.
     ///
     /// # Errors
@@ -356,15 +389,81 @@ impl Builder {
     /// assert_eq!(rt.block_on(async { 2 + 2 }), 4);
     /// ```
     pub fn build(&mut self) -> io::Result<Runtime> {
+        #[cfg(not(tokio_unstable))]
+        if self.frame_every_task {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "rt_ext::Builder::frame_every_task(true) needs the runtime-hook mode, which \
+                 tokio offers only in a build with `--cfg tokio_unstable` (for example \
+                 `RUSTFLAGS=\"--cfg tokio_unstable\"`, or `rustflags = [\"--cfg\", \
+                 \"tokio_unstable\"]` under `[build]` in `.cargo/config.toml`); without it, \
+                 spawn through `rt_ext::spawn` and friends, or drop the call",
+            ));
+        }
         #[cfg(tokio_unstable)]
         let frames = self.hooks.install(&mut self.inner);
         let mut runtime = self.inner.build().map(Runtime::from)?;
         runtime.handle.settings = self.settings;
         #[cfg(tokio_unstable)]
+        if let Some(frames) = &frames {
+            crate::hook_mode::register_runtime(runtime.inner.handle().id(), frames);
+        }
+        #[cfg(tokio_unstable)]
         {
             runtime.frames = frames;
         }
         Ok(runtime)
+    }
+
+    /// Whether every task of the runtime gets a frame: the runtime-hook
+    /// mode, where tasks spawned with plain `tokio::spawn` (by hyper, axum,
+    /// tonic, ... or your own code) inherit their spawner's context, may bind
+    /// variables, and run their lifecycle hooks, as [`crate::spawn`] tasks do.
+    ///
+    /// **Needs a build with `--cfg tokio_unstable`**, which enables tokio's
+    /// task hooks. There, every runtime of this builder frames every task
+    /// unless asked not to (`frame_every_task(false)`: only work spawned
+    /// through rt-ext is framed). Without the cfg the mode does not exist:
+    /// `frame_every_task(false)` changes nothing, and `frame_every_task(true)`
+    /// makes [`build`](Builder::build) fail with an error that says how to
+    /// set the cfg, never a runtime that silently frames less than asked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext as ctx;
+    ///
+    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
+    ///
+    /// let built = ctx::Builder::new_multi_thread().frame_every_task(true).build();
+    /// if cfg!(tokio_unstable) {
+    ///     let rt = built.unwrap();
+    ///     assert!(rt.frames_every_task());
+    ///     rt.block_on(async {
+    ///         let _v = V.set(1);
+    ///         // A plain tokio::spawn, as a library would do it: inherits, may bind.
+    ///         let seen = tokio::spawn(async {
+    ///             let _mine = V.set(2);
+    ///             V.get()
+    ///         });
+    ///         assert_eq!(seen.await.unwrap(), Some(2));
+    ///         assert_eq!(V.get(), Some(1));
+    ///     });
+    /// } else {
+    ///     let err = built.unwrap_err();
+    ///     assert!(err.to_string().contains("--cfg tokio_unstable"));
+    /// }
+    /// ```
+    pub fn frame_every_task(&mut self, enabled: bool) -> &mut Self {
+        #[cfg(tokio_unstable)]
+        {
+            self.hooks.frame_every_task = enabled;
+        }
+        #[cfg(not(tokio_unstable))]
+        {
+            self.frame_every_task = enabled;
+        }
+        self
     }
 
     fn wrap(inner: tokio::runtime::Builder) -> Builder {
@@ -373,6 +472,8 @@ impl Builder {
             settings: inherit::Settings::default(),
             #[cfg(tokio_unstable)]
             hooks: hook_config::HookConfig::default(),
+            #[cfg(not(tokio_unstable))]
+            frame_every_task: false,
         }
     }
 }
@@ -698,40 +799,15 @@ mod hook_config {
 /// runtime gets a frame, even tasks spawned with plain `tokio::spawn` (by
 /// hyper, tonic, axum, ... or your own code). They inherit their spawner's
 /// context, may bind variables, and their lifecycle hooks run on suspension
-/// and resumption as in [`crate::spawn`] tasks.
+/// and resumption as in [`crate::spawn`] tasks. tokio's own task hooks,
+/// which these methods compose with the mode's, exist only in such a build.
 #[cfg(tokio_unstable)]
 impl Builder {
-    /// Whether every task of the runtime gets a frame (the default: `true`).
-    /// With `false`, only work spawned through rt-ext is framed, as without
-    /// `tokio_unstable`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use rt_ext as ctx;
-    ///
-    /// static V: ctx::Variable<u8> = ctx::Variable::new("v");
-    ///
-    /// let rt = ctx::Builder::new_multi_thread().frame_every_task(true).build().unwrap();
-    /// rt.block_on(async {
-    ///     let _v = V.set(1);
-    ///     // A plain tokio::spawn, as a library would do it: inherits, may bind.
-    ///     let seen = tokio::spawn(async {
-    ///         let _mine = V.set(2);
-    ///         V.get()
-    ///     });
-    ///     assert_eq!(seen.await.unwrap(), Some(2));
-    ///     assert_eq!(V.get(), Some(1));
-    /// });
-    /// ```
-    pub fn frame_every_task(&mut self, enabled: bool) -> &mut Self {
-        self.hooks.frame_every_task = enabled;
-        self
-    }
-
     /// Runs `f` when a task is spawned, on the spawning thread (see
     /// [`tokio::runtime::Builder::on_task_spawn`]). Composed with the frame
     /// hooks: both run.
+    ///
+    /// Only in a build with `--cfg tokio_unstable`, where tokio has task hooks.
     ///
     /// # Examples
     ///
@@ -753,8 +829,11 @@ impl Builder {
         self
     }
 
-    /// Runs `f` before each poll of a task, inside the task's frame (see
-    /// [`tokio::runtime::Builder::on_before_task_poll`]).
+    /// Runs `f` before each poll of a task, inside the task's frame (a task
+    /// spawned through rt-ext enters its frame in its own poll, after this
+    /// hook; see [`tokio::runtime::Builder::on_before_task_poll`]).
+    ///
+    /// Only in a build with `--cfg tokio_unstable`, where tokio has task hooks.
     ///
     /// # Examples
     ///
@@ -776,8 +855,11 @@ impl Builder {
         self
     }
 
-    /// Runs `f` after each poll of a task, inside the task's frame (see
+    /// Runs `f` after each poll of a task, inside the task's frame (a task
+    /// spawned through rt-ext has left its frame by then; see
     /// [`tokio::runtime::Builder::on_after_task_poll`]).
+    ///
+    /// Only in a build with `--cfg tokio_unstable`, where tokio has task hooks.
     ///
     /// # Examples
     ///
@@ -802,6 +884,8 @@ impl Builder {
     /// Runs `f` when a task terminates (see
     /// [`tokio::runtime::Builder::on_task_terminate`]).
     ///
+    /// Only in a build with `--cfg tokio_unstable`, where tokio has task hooks.
+    ///
     /// # Examples
     ///
     /// ```
@@ -823,21 +907,48 @@ impl Builder {
     }
 }
 
-#[cfg(tokio_unstable)]
+/// Runtime-hook mode (see [`Builder::frame_every_task`]): in every build,
+/// so that code can ask without a cfg of its own.
 impl Runtime {
+    /// Whether the runtime frames every task (runtime-hook mode, in a build
+    /// with `--cfg tokio_unstable`): then tasks spawned with plain
+    /// `tokio::spawn` inherit context too. Always `false` without the cfg.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// // The default of `rt_ext::Builder`: on wherever the mode exists.
+    /// assert_eq!(rt.frames_every_task(), cfg!(tokio_unstable));
+    /// let plain = rt_ext::Runtime::from(tokio::runtime::Runtime::new().unwrap());
+    /// assert!(!plain.frames_every_task());
+    /// ```
+    pub fn frames_every_task(&self) -> bool {
+        #[cfg(tokio_unstable)]
+        return self.frames.is_some();
+        #[cfg(not(tokio_unstable))]
+        false
+    }
+
     /// In runtime-hook mode, the number of task frames the runtime holds:
-    /// tasks spawned and not yet terminated. `None` when the runtime does not
-    /// frame every task.
+    /// tasks spawned with plain `tokio::spawn` and not yet terminated (work
+    /// spawned through rt-ext brings a frame of its own and is not counted).
+    /// `None` when the runtime does not frame every task, and always without
+    /// `--cfg tokio_unstable`.
     ///
     /// # Examples
     ///
     /// ```
     /// let rt = rt_ext::Builder::new_current_thread().build().unwrap();
     /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
-    /// assert_eq!(rt.framed_tasks(), Some(0));
+    /// let expected = if cfg!(tokio_unstable) { Some(0) } else { None };
+    /// assert_eq!(rt.framed_tasks(), expected);
     /// ```
     pub fn framed_tasks(&self) -> Option<usize> {
-        self.frames.as_ref().map(|f| f.len())
+        #[cfg(tokio_unstable)]
+        return self.frames.as_ref().map(|f| f.len());
+        #[cfg(not(tokio_unstable))]
+        None
     }
 }
 
@@ -919,6 +1030,7 @@ impl Handle {
         F::Output: Send + 'static,
     {
         let future = self.settings.apply(|| inherit::future(future));
+        let _framed = inherit::FramedSpawn::start();
         self.inner.spawn(future)
     }
 
@@ -992,6 +1104,25 @@ impl Handle {
     /// ```
     pub fn inner(&self) -> &tokio::runtime::Handle {
         &self.inner
+    }
+
+    /// Whether the handle's runtime frames every task (runtime-hook mode, in
+    /// a build with `--cfg tokio_unstable`; see
+    /// [`Builder::frame_every_task`]). Always `false` without the cfg, and
+    /// for a runtime not built by [`Builder`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = rt_ext::Runtime::new().unwrap();
+    /// let in_hook_mode = rt.block_on(async { rt_ext::Handle::current().frames_every_task() });
+    /// assert_eq!(in_hook_mode, cfg!(tokio_unstable));
+    /// ```
+    pub fn frames_every_task(&self) -> bool {
+        #[cfg(tokio_unstable)]
+        return crate::hook_mode::frames_every_task(self.inner.id());
+        #[cfg(not(tokio_unstable))]
+        false
     }
 }
 

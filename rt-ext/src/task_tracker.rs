@@ -144,7 +144,9 @@ impl TaskTracker {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn(inherit::future(task))
+        let task = inherit::future(task);
+        let _framed = inherit::FramedSpawn::start();
+        self.inner.spawn(task)
     }
 
     /// Spawns a tracked task on `handle`'s runtime, in the caller's context.
@@ -165,7 +167,9 @@ impl TaskTracker {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner.spawn_on(inherit::future(task), handle)
+        let task = inherit::future(task);
+        let _framed = inherit::FramedSpawn::start();
+        self.inner.spawn_on(task, handle)
     }
 
     /// Spawns a tracked `!Send` task on the current `LocalSet`, in the

@@ -445,6 +445,62 @@ pub(crate) fn span_to_follow(snapshot: &Snapshot) -> Span {
     }
 }
 
+/// Runtime-hook mode: a task spawned with plain `tokio::spawn` starts inside
+/// its spawner's current span, as work spawned through rt-ext does (with the
+/// same switches). The span is entered by the first hook of the task's frame,
+/// so that it is the task's outermost span and the task's own span guards
+/// nest inside it; it is exited whenever the task suspends and when its
+/// frame ends.
+#[cfg(tokio_unstable)]
+pub(crate) fn follow_into(frame: &mut crate::TaskFrame, snapshot: &Snapshot) {
+    let span = span_to_follow(snapshot);
+    if span.is_none() {
+        return;
+    }
+    // The frame is entered here, on the spawner's thread, only to register
+    // the hook; leaving it exits the span again, and the task's first poll
+    // enters it. Nothing can panic in between: hooks of a new frame are ours.
+    if frame.enter().is_err() {
+        return;
+    }
+    let mut hook = FrameSpan {
+        hook: SpanHook {
+            span,
+            entered: false,
+        },
+        guard: std::sync::Arc::default(),
+    };
+    hook.hook.enter();
+    let keep = hook.guard.clone();
+    if let Ok(guard) = crate::try_enter(hook) {
+        *keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+    }
+    let _ = frame.leave();
+}
+
+/// The hook of [`follow_into`]: a span hook that owns its own registration,
+/// so that it lasts as long as its frame (no code of the task holds a guard
+/// for it). When the frame ends it drops the hook, and the guard with it,
+/// whose removal then finds nothing left to remove.
+#[cfg(tokio_unstable)]
+struct FrameSpan {
+    hook: SpanHook,
+    guard: std::sync::Arc<std::sync::Mutex<Option<HookGuard>>>,
+}
+
+#[cfg(tokio_unstable)]
+impl Lifecycle for FrameSpan {
+    fn on_yield(&mut self) {
+        self.hook.exit();
+    }
+
+    fn on_resume(&mut self) {
+        self.hook.enter();
+    }
+}
+
 /// Whether work spawned from the current context starts inside the current
 /// span (the default), as set by [`set_spans_follow_spawns`] or
 /// [`Builder::spans_follow_spawns`].

@@ -42,11 +42,38 @@ fn message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Checks that an error or panic message tells the user what to do.
+/// Checks that an error or panic message tells the user what to do in a
+/// task spawned without rt-ext, and only that.
 fn assert_advises(text: &str) {
     assert!(text.contains("unframed"), "{text}");
-    assert!(text.contains("rt_ext::spawn"), "{text}");
+    assert!(text.contains("a task that tokio spawned"), "{text}");
+    assert!(text.contains("Variable::scope"), "{text}");
     assert!(text.contains(".frame()"), "{text}");
+    assert!(text.contains("rt_ext::tower::FrameLayer"), "{text}");
+    assert!(text.contains("rt_ext::spawn"), "{text}");
+    assert!(text.contains("--cfg tokio_unstable"), "{text}");
+    assert!(!text.contains("#[tokio::test]"), "not a test body: {text}");
+}
+
+/// Checks that an error or panic message tells the user what to do in the
+/// future of a plain runtime's `block_on`, and only that.
+fn assert_advises_block_on(text: &str) {
+    assert!(text.contains("unframed"), "{text}");
+    assert!(
+        text.contains("`#[tokio::main]` or `#[tokio::test]`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`#[rt_ext::main]` and `#[rt_ext::test]`"),
+        "{text}"
+    );
+    assert!(text.contains("rt_ext::Runtime::block_on"), "{text}");
+    assert!(text.contains("Variable::scope"), "{text}");
+    assert!(!text.contains("FrameLayer"), "not a server's task: {text}");
+    assert!(
+        !text.contains("tokio_unstable"),
+        "not a library's task: {text}"
+    );
 }
 
 /// What unframed code observes when it tries everything once.
@@ -70,12 +97,12 @@ fn attempt() -> Attempt {
     }
 }
 
-fn assert_refused(a: &Attempt) {
+fn assert_refused(a: &Attempt, advises: fn(&str)) {
     assert_eq!((a.read_before, a.read_after), (None, None));
     for e in [&a.set_error, &a.enter_error] {
         assert!(e.is_unframed(), "{e:?}");
         assert!(!e.is_borrowed(), "{e:?}");
-        assert_advises(&e.to_string());
+        advises(&e.to_string());
     }
     assert!(a.set_error.to_string().contains("`unframed_v`"));
 }
@@ -86,7 +113,7 @@ fn assert_refused(a: &Attempt) {
 fn try_set_and_try_enter_in_a_plain_tokio_task_return_unframed_errors() {
     for rt in plain_runtimes() {
         let a = rt.block_on(rt.spawn(async { attempt() })).unwrap();
-        assert_refused(&a);
+        assert_refused(&a, assert_advises);
     }
 }
 
@@ -114,15 +141,15 @@ fn set_and_enter_in_a_plain_tokio_task_panic_with_advice() {
 fn plain_runtime_block_on_is_unframed() {
     for rt in plain_runtimes() {
         let a = rt.block_on(async { attempt() });
-        assert_refused(&a);
+        assert_refused(&a, assert_advises_block_on);
 
         let caught =
             rt.block_on(async { panic::catch_unwind(|| drop(V.set(1))).map_err(|p| message(&*p)) });
-        assert_advises(&caught.unwrap_err());
+        assert_advises_block_on(&caught.unwrap_err());
         let caught = rt.block_on(async {
             panic::catch_unwind(|| drop(ctx::enter(Noop))).map_err(|p| message(&*p))
         });
-        assert_advises(&caught.unwrap_err());
+        assert_advises_block_on(&caught.unwrap_err());
     }
 }
 
@@ -130,7 +157,7 @@ fn plain_runtime_block_on_is_unframed() {
 fn plain_spawn_blocking_is_unframed_but_ctx_spawn_blocking_binds() {
     for rt in plain_runtimes() {
         let a = rt.block_on(rt.spawn_blocking(attempt)).unwrap();
-        assert_refused(&a);
+        assert_refused(&a, assert_advises);
 
         let bound = rt.block_on(async {
             ctx::spawn_blocking(|| {
@@ -191,7 +218,7 @@ fn unframed_tasks_read_the_empty_base_context_not_the_spawners() {
         // A plain task does not inherit, and is refused as unframed even
         // though its spawner is framed.
         let a = tokio::spawn(async { attempt() }).await.unwrap();
-        assert_refused(&a);
+        assert_refused(&a, assert_advises);
         assert_eq!(V.get(), Some(5));
     });
 }

@@ -27,16 +27,42 @@ pub struct BindError {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    Unframed,
+    Unframed(Site),
     Borrowed,
     Destroyed,
+}
+
+/// Where unframed code ran: the fixes that apply differ.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Site {
+    /// A task tokio spawned without rt-ext: by the user's own code, or by a
+    /// library (hyper and axum spawn a task per connection), or a plain
+    /// `spawn_blocking` closure.
+    Task,
+    /// The future of a plain runtime's `block_on`: the body of
+    /// `#[tokio::main]` or `#[tokio::test]`. (Without tokio nothing is
+    /// refused, so no site is ever made.)
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    BlockOn,
+}
+
+impl Site {
+    /// Told apart when the error is made, on the thread that refused: inside
+    /// a task tokio knows the task's id, and `block_on`'s future is no task.
+    fn here() -> Site {
+        #[cfg(feature = "tokio")]
+        if tokio::task::try_id().is_none() {
+            return Site::BlockOn;
+        }
+        Site::Task
+    }
 }
 
 impl BindError {
     pub(crate) fn unframed(what: &'static str) -> BindError {
         BindError {
             what,
-            kind: Kind::Unframed,
+            kind: Kind::Unframed(Site::here()),
         }
     }
 
@@ -67,7 +93,7 @@ impl BindError {
     /// assert!(err.map_or(true, |e| !e.is_unframed()));
     /// ```
     pub fn is_unframed(&self) -> bool {
-        self.kind == Kind::Unframed
+        matches!(self.kind, Kind::Unframed(_))
     }
 
     /// Whether the binding was attempted inside a
@@ -92,14 +118,33 @@ impl BindError {
 impl fmt::Display for BindError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.kind {
-            Kind::Unframed => write!(
+            Kind::Unframed(Site::Task) => write!(
                 f,
-                "cannot bind {what}: this code runs unframed on a tokio runtime thread \
-                 (a task spawned with plain `tokio::spawn` or `spawn_local`, or a future \
-                 run by a plain runtime's `block_on`), so the binding would leak into \
-                 other tasks run there; spawn the task with `rt_ext::spawn` (or \
-                 `rt_ext::spawn_local`), run the future with `rt_ext::Runtime::block_on`, \
-                 or wrap it with `.frame()` (`rt_ext::FutureExt`)",
+                "cannot bind {what}: this code runs unframed, in a task that tokio spawned \
+                 without rt-ext (plain `tokio::spawn`, `spawn_local` or `spawn_blocking`, \
+                 called by your code or by a library: hyper and axum spawn one per \
+                 connection), so the binding would leak into other tasks run on this \
+                 thread. What works here: bind for one future with \
+                 `Variable::scope(value, future)` (or give the future a frame with \
+                 `.frame()`, from `rt_ext::FutureExt`); in a server, wrap the service in \
+                 `rt_ext::tower::FrameLayer`, which runs each request in a frame of its \
+                 own; spawn your own tasks with `rt_ext::spawn` (`rt_ext::spawn_local`, \
+                 `rt_ext::spawn_blocking`); for tasks that a library spawns, build the \
+                 runtime with `rt_ext::Builder` (or `#[rt_ext::main]`) under \
+                 `--cfg tokio_unstable`, where every task gets a frame",
+                what = Quoted(self.what),
+            ),
+            Kind::Unframed(Site::BlockOn) => write!(
+                f,
+                "cannot bind {what}: this code runs unframed, in a future run by a plain \
+                 tokio runtime's `block_on` (such as the body of `#[tokio::main]` or \
+                 `#[tokio::test]`), so the binding would leak into other code run on this \
+                 thread. What works here: replace `#[tokio::main]` and `#[tokio::test]` \
+                 with `#[rt_ext::main]` and `#[rt_ext::test]` (same arguments); run the \
+                 future with `rt_ext::Runtime::block_on`; or bind for one future with \
+                 `Variable::scope(value, future)` (or give it a frame with `.frame()`, \
+                 from `rt_ext::FutureExt`). Work spawned from here should use \
+                 `rt_ext::spawn`",
                 what = Quoted(self.what),
             ),
             Kind::Borrowed => write!(

@@ -47,6 +47,15 @@ const OPS: &[(&str, &str)] = &[
         "one poll of an OpenTelemetry `with_context` task",
     ),
     ("poll_dcontext", "one poll of a dcontext `fork`ed task"),
+    (
+        "serve_bare",
+        "one request through a tower `service_fn` answering at once",
+    ),
+    ("serve_frame", "the same request behind `FrameLayer`"),
+    (
+        "serve_frame_set",
+        "behind `FrameLayer`, the handler binding with `set`",
+    ),
     ("get_task_local", "`task_local!` `with`, bound"),
     ("get_rtext", "`Variable::get`, 1 bound"),
     ("get_rtext16", "`Variable::get`, 16 bound"),
@@ -289,6 +298,27 @@ fn main() {
         op if op.starts_with("log_") => log_line(op, n),
         #[cfg(feature = "log-variables")]
         op if op.starts_with("span_") => span_ops(op, n),
+        "serve_bare" => {
+            let mut service = workload::ready_service();
+            for _ in 0..n {
+                black_box(workload::serve_now(&mut service, black_box(1)));
+            }
+        }
+        "serve_frame" | "serve_frame_set" => {
+            use tower::Layer as _;
+            let layer = ctx::tower::FrameLayer::new();
+            if op == "serve_frame" {
+                let mut service = layer.layer(workload::ready_service());
+                for _ in 0..n {
+                    black_box(workload::serve_now(&mut service, black_box(1)));
+                }
+            } else {
+                let mut service = layer.layer(tower::service_fn(workload::binding_handler));
+                for _ in 0..n {
+                    black_box(workload::serve_now(&mut service, black_box(1)));
+                }
+            }
+        }
         other => {
             eprintln!("unknown operation {other}; run with no arguments for the list");
             std::process::exit(2);
