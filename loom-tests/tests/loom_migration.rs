@@ -9,8 +9,8 @@
 //!
 //! Checked: the hooks yield on A (inner first) and resume on B (outer first),
 //! alternating, on the polling thread, before the future goes on; each frame
-//! sees its own mapping (its binding, over what it inherited at its first
-//! poll on A: A's base binding, not B's); after every poll the polling thread
+//! sees its own mapping (its binding, over what it inherited where it was
+//! made on A: A's base binding, not B's); after every poll the polling thread
 //! is back in its own frame with its own binding, and no hook is in effect.
 
 #![cfg(spawn_hooks_loom)]
@@ -32,36 +32,36 @@ fn loom_migration() {
         let gate = Gate::new();
         let handoff = Handoff::<BoxFuture<()>>::new();
 
-        let fut: BoxFuture<()> = {
-            let (log, gate) = (log.clone(), gate.clone());
-            Box::pin(
-                async move {
-                    let _x = X.set(1);
-                    let _hook = enter(Marker::new(1, &log));
-                    // A nested frame, suspended and resumed inside the outer.
-                    async {
-                        let _x = X.set(2);
-                        let _hook = enter(Marker::new(2, &log));
-                        gate.wait().await;
-                        log.push(format_args!(
-                            "inner x={:?} y={:?} active={}",
-                            X.get(),
-                            Y.get(),
-                            active()
-                        ));
-                    }
-                    .frame()
-                    .await;
-                    log.push(format_args!("outer x={:?} active={}", X.get(), active()));
-                }
-                .frame(),
-            )
-        };
-
         let a = spawn("A", {
-            let (log, handoff) = (log.clone(), handoff.clone());
+            let (log, handoff, gate) = (log.clone(), handoff.clone(), gate.clone());
             move || {
                 let _y = Y.set(10);
+                // Made here: the frames start from A's context.
+                let fut: BoxFuture<()> = {
+                    let (log, gate) = (log.clone(), gate.clone());
+                    Box::pin(
+                        async move {
+                            let _x = X.set(1);
+                            let _hook = enter(Marker::new(1, &log));
+                            // A nested frame, suspended and resumed inside the outer.
+                            async {
+                                let _x = X.set(2);
+                                let _hook = enter(Marker::new(2, &log));
+                                gate.wait().await;
+                                log.push(format_args!(
+                                    "inner x={:?} y={:?} active={}",
+                                    X.get(),
+                                    Y.get(),
+                                    active()
+                                ));
+                            }
+                            .frame()
+                            .await;
+                            log.push(format_args!("outer x={:?} active={}", X.get(), active()));
+                        }
+                        .frame(),
+                    )
+                };
                 let mut fut = fut;
                 let waker = logging_waker(&log);
                 assert!(poll_once(fut.as_mut(), &waker).is_pending());
