@@ -690,19 +690,15 @@ impl Shared {
     fn take_one(&self) -> Option<u64> {
         let mut state = lock(&self.state);
         if state.removals.is_empty() {
+            // Mutant: the flag is lowered after the lock is released (a
+            // removal deferred in between is then never seen).
+            #[cfg(spawn_hooks_mutant = "clear_after_unlock")]
+            drop(state);
             self.pending.store(false, Ordering::Release);
             return None;
         }
         let id = state.removals.remove(0);
         if state.removals.is_empty() {
-            // Mutant: the flag is lowered after the lock is released.
-            #[cfg(spawn_hooks_mutant = "clear_after_unlock")]
-            {
-                drop(state);
-                self.pending.store(false, Ordering::Release);
-                return Some(id);
-            }
-            #[cfg(not(spawn_hooks_mutant = "clear_after_unlock"))]
             self.pending.store(false, Ordering::Release);
         }
         Some(id)
