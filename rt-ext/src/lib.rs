@@ -178,7 +178,7 @@ pub use propagation::scope::{
     named, push_scope, scope_chain, try_push_scope, ScopeChain, MAX_SCOPE_CHAIN,
 };
 #[cfg(feature = "macros")]
-pub use rt_ext_macros::{main, test};
+pub use rt_ext_macros::{instrument, main, test};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{detached, spawn, spawn_blocking, spawn_detached, spawn_local};
 pub use task_tracker::TaskTracker;
@@ -194,6 +194,19 @@ pub use task_tracker::TaskTracker;
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// What the attributes expand to, not for direct use.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    /// tracing's attribute, under `#[rt_ext::instrument]`; the `macros`
+    /// feature turns on tracing's `attributes` where `tracing` is on.
+    #[cfg(feature = "tracing")]
+    pub use ::tracing::instrument;
+    /// Without `tracing`, a compile error at `#[rt_ext::instrument]`.
+    #[cfg(not(feature = "tracing"))]
+    pub use rt_ext_macros::instrument_needs_tracing as instrument;
+}
 
 pub use spawn_hooks::{
     enter, isolate, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt, HookGuard,
