@@ -6,3 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo clippy -p rt-ext --all-targets --features tracing -- -D warnings
 cargo test -p rt-ext --features tracing
+# A TraceLayer-style middleware with FrameLayer: needs `tower` beside it.
+cargo test -p rt-ext --features tracing,tower --test tracing_trace_layer

@@ -270,3 +270,32 @@ fn a_future_returned_by_an_instrumented_sync_fn_gets_the_frame_too() {
     }
     assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
 }
+
+// ===== in a plain tokio task =====
+
+static USER: ctx::Variable<u64> = ctx::Variable::new("user");
+
+#[rt_ext::instrument(name = "outer")]
+async fn binds(task: u64) -> Option<u64> {
+    let _user = USER.set(task); // would panic in the unframed task itself
+    let inner = info_span!("inner");
+    let _g = ctx::tracing::enter(&inner);
+    yield_now().await;
+    info!(task, step = 0u64, "step");
+    USER.get()
+}
+
+#[test]
+fn the_body_may_bind_in_a_plain_tokio_task() {
+    let (dispatch, records) = dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = rt.block_on(async { tokio::spawn(binds(4)).await.unwrap() });
+        assert_eq!(seen, Some(4));
+    });
+    let steps = records.with_message("step");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].spans, expected_spans(&steps[0]));
+}
