@@ -124,7 +124,12 @@
 //! With the `tracing` feature, `ctx::tracing::enter` enters a span for as long
 //! as its guard lives, across awaits: the span is exited whenever the frame
 //! suspends and entered again when it resumes, on whatever thread. Work
-//! spawned through rt-ext starts inside the spawner's current span. Without
+//! spawned through rt-ext starts inside the spawner's current span.
+//! `#[rt_ext::instrument]` and `ctx::tracing::Instrument` are tracing's
+//! `#[instrument]` and `Instrument` with the instrumented body given a frame
+//! of its own inside the span, so that guards taken in it stay inside the
+//! span after every await (under tracing's own, they nest the wrong way, and
+//! rt-ext warns once per call site). Without
 //! the feature, [`no_suspend`] still counts (and on request panics on) values
 //! held across a suspension; with it, each one is also a warning.
 //! `ctx::tracing::LogVariables` writes chosen variables, such as a request

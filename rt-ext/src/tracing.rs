@@ -19,12 +19,33 @@
 //! A guard belongs to its frame (the task, unless the code makes more), and a
 //! frame re-enters its guards' spans when it is polled, before the code inside
 //! it runs. A span entered by [`tracing::Instrument::instrument`] (or
-//! `#[instrument]`) *inside* the task is entered after that, on the way down
-//! to the instrumented future, so it would cover a guard taken inside the
-//! instrumented body. Give the body its own frame, inside the
-//! instrumentation: `body.frame().instrument(span)` (with `#[instrument]`,
-//! `async { .. }.frame().await` around the part that holds the guard). The
-//! spawn paths of rt-ext already nest this way.
+//! `#[tracing::instrument]`) *inside* the task is entered after that, on the
+//! way down to the instrumented future, so it would cover a guard taken
+//! inside the instrumented body. Give the body its own frame, inside the
+//! instrumentation: use this module's [`Instrument`] and
+//! `#[rt_ext::instrument]` (feature `macros`, a default one) in place of
+//! tracing's, or write `body.frame().instrument(span)`. The spawn paths of
+//! rt-ext already nest this way. Where the nesting is broken, the guard's
+//! first resume notices, and a warning names the call site of [`enter`]
+//! (once per call site).
+//!
+//! ```
+//! use rt_ext as ctx;
+//!
+//! #[rt_ext::instrument(ret)]
+//! async fn render(rows: u32) -> u32 {
+//!     let span = tracing::info_span!("chunk");
+//!     let _chunk = ctx::tracing::enter(&span);
+//!     tokio::task::yield_now().await;
+//!     tracing::info!("under render:chunk"); // render:chunk, not chunk:render
+//!     rows * 2
+//! }
+//! # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+//! # let _default = tracing::dispatcher::set_default(&dispatch);
+//! # ctx::Runtime::new().unwrap().block_on(async { assert_eq!(render(2).await, 4) });
+//! ```
+//!
+//! By hand, with tracing's `Instrument`:
 //!
 //! ```
 //! use rt_ext::{self as ctx, FutureExt as _};
