@@ -9,7 +9,6 @@
 mod tracing_support;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::task::{Context, Poll};
 
 use rt_ext as ctx;
@@ -49,16 +48,14 @@ impl<S: Service<u64>> Service<u64> for Trace<S> {
     }
 }
 
-fn handler(id: u64) -> impl Future<Output = Result<(), Infallible>> {
-    async move {
-        let inner = info_span!("handler");
-        let _g = ctx::tracing::enter(&inner);
-        for step in 0..4u64 {
-            tokio::task::yield_now().await;
-            info!(id, step, "step");
-        }
-        Ok(())
+async fn handler(id: u64) -> Result<(), Infallible> {
+    let inner = info_span!("handler");
+    let _g = ctx::tracing::enter(&inner);
+    for step in 0..4u64 {
+        tokio::task::yield_now().await;
+        info!(id, step, "step");
     }
+    Ok(())
 }
 
 /// Serves `requests` requests at once, each in a plain `tokio::spawn` task
