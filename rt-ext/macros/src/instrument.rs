@@ -332,11 +332,57 @@ mod tests {
     }
 
     #[test]
-    fn a_second_instrument_attribute_is_an_error_at_it() {
+    fn only_another_instrument_attribute_is_a_duplicate() {
         let out = expanded("", "#[tracing::instrument] async fn f() {}");
         assert!(out.contains("already instrumented"), "{out}");
         let out = expanded("", "#[doc = \"x\"] async fn f() {}");
         assert!(!out.contains("compile_error"), "{out}");
+    }
+
+    /// The columns (on line 1) that the tokens spelled `text` cover in `out`.
+    fn columns_of(out: TokenStream, text: &str) -> Vec<(usize, usize)> {
+        let mut found = Vec::new();
+        for tt in out {
+            match tt {
+                proc_macro2::TokenTree::Group(g) => found.extend(columns_of(g.stream(), text)),
+                other if other.to_string() == text => {
+                    let span = other.span();
+                    assert_eq!(span.start().line, 1);
+                    found.push((span.start().column, span.end().column));
+                }
+                _ => {}
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_arguments_keep_their_spans_so_tracings_errors_point_into_them() {
+        let args = "skip(nope), level = \"info\"";
+        let out = expand(
+            args.parse().unwrap(),
+            "async fn f(x: u8) {}".parse().unwrap(),
+        );
+        assert_eq!(columns_of(out.clone(), "nope"), [(5, 9)]);
+        assert_eq!(columns_of(out, "\"info\""), [(20, 26)]);
+    }
+
+    #[test]
+    fn a_second_instrument_attribute_is_reported_at_it() {
+        let item = "#[doc = \"d\"] #[tracing::instrument(ret)] async fn f() {}";
+        let out = expand(TokenStream::new(), item.parse().unwrap());
+        let error = out
+            .clone()
+            .into_iter()
+            .map(|tt| tt.span())
+            .zip(out.into_iter().map(|tt| tt.to_string()))
+            .find(|(_, text)| text.contains("already instrumented"))
+            .map(|(span, _)| span)
+            .unwrap();
+        // Within `#[tracing::instrument(ret)]`, columns 14 to 41, not at
+        // the function or at `#[doc]`.
+        let (start, end) = (error.start().column, error.end().column);
+        assert!(14 <= start && start < end && end <= 41, "{start}..{end}");
     }
 
     #[test]
