@@ -299,3 +299,66 @@ fn the_body_may_bind_in_a_plain_tokio_task() {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0].spans, expected_spans(&steps[0]));
 }
+
+// ===== trait methods =====
+
+/// A trait whose futures are boxed by `#[async_trait]` (object-safe), and
+/// one with a native `async fn`.
+#[async_trait::async_trait]
+trait Boxed {
+    async fn run(&self, task: u64);
+}
+
+trait Native {
+    fn run(&self, task: u64) -> impl Future<Output = ()> + Send;
+}
+
+struct Worker;
+
+#[async_trait::async_trait]
+impl Boxed for Worker {
+    #[rt_ext::instrument(name = "outer", skip(self))]
+    async fn run(&self, task: u64) {
+        let inner = info_span!("inner");
+        let _g = ctx::tracing::enter(&inner);
+        for step in 0..AWAITS {
+            yield_now().await;
+            info!(task, step, "step");
+        }
+    }
+}
+
+impl Native for Worker {
+    #[rt_ext::instrument(name = "outer", skip(self))]
+    async fn run(&self, task: u64) {
+        let inner = info_span!("inner");
+        let _g = ctx::tracing::enter(&inner);
+        for step in 0..AWAITS {
+            yield_now().await;
+            info!(task, step, "step");
+        }
+    }
+}
+
+#[test]
+fn trait_methods_async_trait_and_native_nest_right() {
+    let (dispatch, records) = dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        ctx::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let boxed: &'static (dyn Boxed + Sync) = &Worker;
+                let first = ctx::spawn(boxed.run(0));
+                let second = ctx::spawn(Native::run(&Worker, 1));
+                first.await.unwrap();
+                second.await.unwrap();
+            });
+    });
+    let steps = records.with_message("step");
+    assert_eq!(steps.len() as u64, 2 * AWAITS);
+    for r in &steps {
+        assert_eq!(r.spans, expected_spans(r), "{r:?}");
+    }
+    assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+}
