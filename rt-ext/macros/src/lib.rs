@@ -137,6 +137,11 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   span is entered around the call, like `span.in_scope(..)`; a
 ///   synchronous body cannot await, so it needs no frame.
 ///
+/// The frame costs about 80 instructions per poll over tracing's attribute
+/// (713 against 632 per poll of a task that yields in an instrumented fn,
+/// under tracing-subscriber's `Registry`; `span_attr_poll` and
+/// `span_tracing_attr_poll` in rt-ext's `benches/src/bin/icount.rs`).
+///
 /// # Examples
 ///
 /// ```
