@@ -494,6 +494,10 @@ pub(crate) fn follow_into(frame: &mut crate::TaskFrame, snapshot: &Snapshot) {
         hook: SpanHook {
             span,
             entered: false,
+            // The task's outermost span: nothing it could be nested in.
+            parent: None,
+            checked: true,
+            taken_at: Location::caller(),
         },
         guard: std::sync::Arc::default(),
     };
