@@ -107,8 +107,9 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Needs rt-ext's `tracing` feature beside `macros` (a default feature);
 /// without `tracing` it is a compile error that says so. The crate using it
 /// depends on `tracing` too, as with tracing's attribute (the code it
-/// generates names `::tracing`); rt-ext turns on tracing's `attributes`
-/// feature itself.
+/// generates names `::tracing`), and on rt-ext under its own name (the
+/// code names `::rt_ext`); rt-ext turns on tracing's `attributes` feature
+/// itself.
 ///
 /// # Arguments
 ///
