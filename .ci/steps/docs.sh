@@ -45,7 +45,7 @@ has "$doc/struct.Runtime.html" framed_tasks
 has "$doc/struct.Handle.html" frames_every_task
 mentions "$doc/struct.Builder.html" "--cfg tokio_unstable"
 has "$doc/tower/struct.FrameLayer.html" new
-test -e "$doc/attr.main.html" && test -e "$doc/attr.test.html"
+test -e "$doc/attr.main.html" && test -e "$doc/attr.test.html" && test -e "$doc/attr.instrument.html"
 
 export RUSTFLAGS="--cfg tokio_unstable"
 export CARGO_TARGET_DIR=target/unstable

@@ -1,7 +1,9 @@
 //! Span guards held across awaits, right: two requests run at once on a
-//! two-worker runtime, each with a parent span, a nested child span and a
-//! call to an instrumented async fn, every guard held across awaits, and
-//! every event printed under exactly its own spans (see the thread ids move).
+//! two-worker runtime, each with a parent span, a nested child span, a call
+//! to an `#[rt_ext::instrument]` async fn (and its callee) and a child task
+//! instrumented with `rt_ext::tracing::Instrument`, every guard held across
+//! awaits, and every event printed under exactly its own spans (see the
+//! thread ids move).
 //!
 //! Run it with `cargo run -p rt-ext --example tracing_guards --features tracing`.
 //!
@@ -16,9 +18,9 @@
 
 use std::time::Duration;
 
-use rt_ext::tracing::LogVariables;
-use rt_ext::{self as ctx, FutureExt as _};
-use tracing::{info, info_span, Instrument as _};
+use rt_ext as ctx;
+use rt_ext::tracing::{Instrument as _, LogVariables};
+use tracing::{info, info_span};
 
 static REQUEST_ID: ctx::Variable<u32> = ctx::Variable::new("request_id");
 
@@ -42,9 +44,7 @@ async fn handle(request: u32) -> u32 {
     let page = render(rows).await;
 
     // A task spawned here starts inside `request`, no `.in_current_span()`.
-    ctx::spawn(async move { info!(page, "audited in a child task") })
-        .await
-        .unwrap();
+    ctx::spawn(audit(page)).await.unwrap();
     // Outside the span, but still `request_id=..`: the variable is inherited.
     ctx::tracing::without_span(|| ctx::spawn(async { info!("background cleanup") }))
         .await
@@ -53,23 +53,43 @@ async fn handle(request: u32) -> u32 {
     page
 }
 
-/// An instrumented async fn that holds a guard of its own across an await.
-/// Its body gets its own frame (`.frame()` inside `.instrument`), so its
-/// guards re-enter inside `render` on every resume; with `#[instrument]`,
-/// frame the body's awaits the same way.
+/// An instrumented async fn that holds a guard of its own across awaits.
+/// `#[rt_ext::instrument]` (tracing's arguments, passed to tracing's
+/// attribute) gives the body a frame of its own inside the `render` span,
+/// so the `chunk` guards re-enter inside `render` on every resume. Under
+/// `#[tracing::instrument]` they would nest the other way round after the
+/// first await, and rt-ext would warn once, naming the `enter` line.
+#[rt_ext::instrument(ret)]
 async fn render(rows: u32) -> u32 {
-    async move {
-        for chunk in 0..2 {
-            let span = info_span!("chunk", chunk);
-            let _chunk = ctx::tracing::enter(&span);
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            info!(rows, "rendered");
-        }
-        rows * 100
+    for chunk in 0..2 {
+        let span = info_span!("chunk", chunk);
+        let _chunk = ctx::tracing::enter(&span);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        info!("rendered");
+        stamp(chunk).await;
     }
-    .frame()
-    .instrument(info_span!("render"))
-    .await
+    rows * 100
+}
+
+/// Called from an instrumented fn: its guard nests inside `render` too.
+async fn stamp(chunk: u32) {
+    let span = info_span!("stamp");
+    let _stamp = ctx::tracing::enter(&span);
+    tokio::task::yield_now().await;
+    info!(chunk, "stamped");
+}
+
+/// The same for a future: `rt_ext::tracing::Instrument` in place of
+/// tracing's `Instrument`, an import change.
+async fn audit(page: u32) {
+    async move {
+        let span = info_span!("write");
+        let _write = ctx::tracing::enter(&span);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        info!(page, "audited");
+    }
+    .instrument(info_span!("audit"))
+    .await;
 }
 
 fn main() {

@@ -124,7 +124,12 @@
 //! With the `tracing` feature, `ctx::tracing::enter` enters a span for as long
 //! as its guard lives, across awaits: the span is exited whenever the frame
 //! suspends and entered again when it resumes, on whatever thread. Work
-//! spawned through rt-ext starts inside the spawner's current span. Without
+//! spawned through rt-ext starts inside the spawner's current span.
+//! `#[rt_ext::instrument]` and `ctx::tracing::Instrument` are tracing's
+//! `#[instrument]` and `Instrument` with the instrumented body given a frame
+//! of its own inside the span, so that guards taken in it stay inside the
+//! span after every await (under tracing's own, they nest the wrong way, and
+//! rt-ext warns once per call site). Without
 //! the feature, [`no_suspend`] still counts (and on request panics on) values
 //! held across a suspension; with it, each one is also a warning.
 //! `ctx::tracing::LogVariables` writes chosen variables, such as a request
@@ -178,7 +183,7 @@ pub use propagation::scope::{
     named, push_scope, scope_chain, try_push_scope, ScopeChain, MAX_SCOPE_CHAIN,
 };
 #[cfg(feature = "macros")]
-pub use rt_ext_macros::{main, test};
+pub use rt_ext_macros::{instrument, main, test};
 pub use runtime::{Builder, Handle, Runtime};
 pub use spawn::{detached, spawn, spawn_blocking, spawn_detached, spawn_local};
 pub use task_tracker::TaskTracker;
@@ -194,6 +199,19 @@ pub use task_tracker::TaskTracker;
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// What the attributes expand to, not for direct use.
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+pub mod __private {
+    /// tracing's attribute, under `#[rt_ext::instrument]`; the `macros`
+    /// feature turns on tracing's `attributes` where `tracing` is on.
+    #[cfg(feature = "tracing")]
+    pub use ::tracing::instrument;
+    /// Without `tracing`, a compile error at `#[rt_ext::instrument]`.
+    #[cfg(not(feature = "tracing"))]
+    pub use rt_ext_macros::instrument_needs_tracing as instrument;
+}
 
 pub use spawn_hooks::{
     enter, isolate, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt, HookGuard,

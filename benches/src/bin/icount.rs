@@ -351,8 +351,13 @@ fn poll_hook_mode(_: usize, _: bool) {
 /// `ctx::tracing::enter` guard across every yield; `span_instrument_poll`:
 /// the same with tracing's `Instrument` instead (the peer);
 /// `span_current_id`: the lookup a guard's nesting check makes on each
-/// resume (the current span's id from the default dispatcher). All under
-/// tracing-subscriber's `Registry`.
+/// resume (the current span's id from the default dispatcher);
+/// `span_rt_instrument_poll`: `rt_ext::tracing::Instrument` in place of
+/// tracing's (a frame inside the span); `span_attr_poll` and
+/// `span_tracing_attr_poll`: an async fn under `#[rt_ext::instrument]` and
+/// under `#[tracing::instrument]`; `span_attr_guard_poll`: the first with a
+/// `ctx::tracing::enter` guard held across every yield in its body. All
+/// under tracing-subscriber's `Registry`.
 #[cfg(feature = "log-variables")]
 fn span_ops(op: &str, n: usize) {
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
@@ -372,6 +377,18 @@ fn span_ops(op: &str, n: usize) {
                 let span = tracing::info_span!("instrumented");
                 tokio::spawn(yield_n(n).instrument(span)).await.unwrap()
             }),
+            "span_rt_instrument_poll" => rt.block_on(async {
+                let span = tracing::info_span!("instrumented");
+                let fut = rt_ext::tracing::Instrument::instrument(yield_n(n), span);
+                tokio::spawn(fut).await.unwrap()
+            }),
+            "span_attr_poll" => rt.block_on(async { tokio::spawn(attr_ours(n)).await.unwrap() }),
+            "span_tracing_attr_poll" => {
+                rt.block_on(async { tokio::spawn(attr_tracing(n)).await.unwrap() })
+            }
+            "span_attr_guard_poll" => {
+                rt.block_on(async { tokio::spawn(attr_ours_guard(n)).await.unwrap() })
+            }
             "span_current_id" => {
                 let span = tracing::info_span!("current");
                 let _e = span.enter();
@@ -387,6 +404,26 @@ fn span_ops(op: &str, n: usize) {
             }
         }
     });
+}
+
+#[cfg(feature = "log-variables")]
+#[rt_ext::instrument(skip_all)]
+async fn attr_ours(n: usize) {
+    yield_n(n).await;
+}
+
+#[cfg(feature = "log-variables")]
+#[tracing::instrument(skip_all)]
+async fn attr_tracing(n: usize) {
+    yield_n(n).await;
+}
+
+#[cfg(feature = "log-variables")]
+#[rt_ext::instrument(skip_all)]
+async fn attr_ours_guard(n: usize) {
+    let span = tracing::info_span!("guarded");
+    let _g = ctx::tracing::enter(&span);
+    yield_n(n).await;
 }
 
 /// The request id of the `log_*` operations.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 
 use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id};
+use tracing::span::{Attributes, Id, Record as Record_};
 use tracing::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
@@ -22,6 +22,11 @@ pub struct Record {
     /// Labels of the spans it is under, innermost first: `["task{id=3}"]`.
     pub spans: Vec<String>,
     pub thread: ThreadId,
+    /// The event's level and target.
+    pub level: tracing::Level,
+    pub target: String,
+    /// The level and target of each span in `spans`: `"INFO my_crate::db"`.
+    pub span_meta: Vec<String>,
 }
 
 impl Record {
@@ -81,19 +86,37 @@ where
         }
     }
 
+    /// Fields recorded after the span's creation (`Span::record`) join its
+    /// label: `task{id=3 late=1}`.
+    fn on_record(&self, id: &Id, values: &Record_<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        let fields = fields.render();
+        let Some(span) = ctx.span(id) else { return };
+        let mut ext = span.extensions_mut();
+        if let Some(Label(label)) = ext.get_mut::<Label>() {
+            match label.strip_suffix('}') {
+                Some(open) => *label = format!("{open} {fields}}}"),
+                None => write!(label, "{{{fields}}}").unwrap(),
+            }
+        }
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let message = fields.message.clone().unwrap_or_default();
-        let spans = ctx
+        let (spans, span_meta) = ctx
             .event_scope(event)
             .map(|scope| {
                 scope
                     .map(|span| {
                         let ext = span.extensions();
-                        ext.get::<Label>().map_or_else(String::new, |l| l.0.clone())
+                        let label = ext.get::<Label>().map_or_else(String::new, |l| l.0.clone());
+                        let meta = span.metadata();
+                        (label, format!("{} {}", meta.level(), meta.target()))
                     })
-                    .collect()
+                    .unzip()
             })
             .unwrap_or_default();
         self.0 .0.lock().unwrap().push(Record {
@@ -101,6 +124,9 @@ where
             fields: fields.render(),
             spans,
             thread: thread::current().id(),
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_string(),
+            span_meta,
         });
     }
 }
