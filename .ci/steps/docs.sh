@@ -45,6 +45,10 @@ has "$doc/struct.Runtime.html" framed_tasks
 has "$doc/struct.Handle.html" frames_every_task
 mentions "$doc/struct.Builder.html" "--cfg tokio_unstable"
 has "$doc/tower/struct.FrameLayer.html" new
+# The core's items, re-exported: their pages say how to read their examples.
+for page in struct.Variable struct.Snapshot trait.Lifecycle fn.enter trait.FutureExt; do
+    mentions "$doc/$page.html" "From the core"
+done
 test -e "$doc/attr.main.html" && test -e "$doc/attr.test.html" && test -e "$doc/attr.instrument.html"
 
 export RUSTFLAGS="--cfg tokio_unstable"

@@ -154,3 +154,91 @@ fn a_binding_middleware_serves_keep_alive_requests_each_in_its_own_context() {
     let most = stats.most_in_flight.load(Ordering::SeqCst);
     assert!(most > 1, "the requests never overlapped ({most} at most)");
 }
+
+/// A hook entered while serving a request: on the connection's task,
+/// requests served one after the other each enter their own, it alternates
+/// across the request's awaits, and it is gone (dropped entered) when the
+/// request ends, before the next request on the same service starts.
+#[test]
+fn a_hook_entered_in_a_request_lives_and_ends_with_it() {
+    use std::sync::atomic::AtomicBool;
+    use tower::{service_fn, Layer as _, Service as _, ServiceExt as _};
+
+    struct Request {
+        events: Arc<Mutex<Vec<(u64, &'static str)>>>,
+        id: u64,
+        entered: bool,
+    }
+    impl ctx::Lifecycle for Request {
+        fn on_yield(&mut self) {
+            assert!(self.entered, "on_yield twice");
+            self.entered = false;
+            self.events.lock().unwrap().push((self.id, "yield"));
+        }
+        fn on_resume(&mut self) {
+            assert!(!self.entered, "on_resume twice");
+            self.entered = true;
+            self.events.lock().unwrap().push((self.id, "resume"));
+        }
+    }
+    impl Drop for Request {
+        fn drop(&mut self) {
+            let what = if self.entered {
+                "dropped entered"
+            } else {
+                "dropped"
+            };
+            self.events.lock().unwrap().push((self.id, what));
+        }
+    }
+
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let in_request = Arc::new(AtomicBool::new(false));
+    let (e, busy) = (events.clone(), in_request.clone());
+    let service = ctx::tower::FrameLayer::new().layer(service_fn(move |id: u64| {
+        let (events, busy) = (e.clone(), busy.clone());
+        async move {
+            assert!(!busy.swap(true, Ordering::SeqCst), "requests overlapped");
+            let _hook = ctx::enter(Request {
+                events,
+                id,
+                entered: true,
+            });
+            let _id = REQUEST_ID.set(id);
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+            busy.store(false, Ordering::SeqCst);
+            Ok::<_, std::convert::Infallible>(REQUEST_ID.get())
+        }
+    }));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // One plain task serving requests in turn, as a keep-alive connection.
+    let connection = async move {
+        let mut service = service;
+        let mut seen = Vec::new();
+        for id in 1..=3 {
+            let answer = service.ready().await.unwrap().call(id).await.unwrap();
+            seen.push(answer);
+        }
+        seen
+    };
+    let served = rt
+        .block_on(async { tokio::spawn(connection).await })
+        .unwrap();
+    assert_eq!(served, [Some(1), Some(2), Some(3)]);
+    let events = events.lock().unwrap().clone();
+    let mut expected = Vec::new();
+    for id in 1..=3 {
+        expected.extend([
+            (id, "yield"),
+            (id, "resume"),
+            (id, "yield"),
+            (id, "resume"),
+            (id, "dropped entered"),
+        ]);
+    }
+    assert_eq!(events, expected);
+}
