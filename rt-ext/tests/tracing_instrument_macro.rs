@@ -8,14 +8,16 @@
 
 mod tracing_support;
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 
 use rt_ext as ctx;
 use tokio::task::yield_now;
 use tracing::{info, info_span};
-use tracing_support::{dispatch, Record, Records};
+use tracing_support::{
+    dispatch, line_in_fn, nesting_warnings, record_tasks_on_two_workers, some_task_migrated,
+    Record, Records,
+};
 
 const TASKS: u64 = 16;
 const AWAITS: u64 = 6;
@@ -93,47 +95,7 @@ fn task(attribute: Attribute, task: u64, in_callee: bool) -> Task {
 
 /// Runs `TASKS` tasks on two workers and returns the records.
 fn run(attribute: Attribute, in_callee: bool) -> Records {
-    let (dispatch, records) = dispatch();
-    let for_workers = dispatch.clone();
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = ctx::Builder::new_multi_thread()
-            .worker_threads(2)
-            // Each worker thread records for this test, for its whole life.
-            .on_thread_start(move || {
-                std::mem::forget(tracing::dispatcher::set_default(&for_workers));
-            })
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|t| ctx::spawn(task(attribute, t, in_callee)))
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
-    });
-    records
-}
-
-/// Whether some task logged its steps from more than one thread.
-fn some_task_migrated(steps: &[Record]) -> bool {
-    let mut threads: HashMap<String, HashSet<_>> = HashMap::new();
-    for r in steps {
-        threads
-            .entry(r.field("task").unwrap().to_string())
-            .or_default()
-            .insert(r.thread);
-    }
-    threads.values().any(|t| t.len() > 1)
-}
-
-fn warnings(records: &Records) -> Vec<Record> {
-    records
-        .all()
-        .into_iter()
-        .filter(|r| r.message.contains("resumed outside the span"))
-        .collect()
+    record_tasks_on_two_workers(TASKS, |t| ctx::spawn(task(attribute, t, in_callee)))
 }
 
 /// The spans a step must be under: `inner`, in its task's `outer`.
@@ -158,7 +120,11 @@ fn guards_under_rt_ext_instrument_stay_inside_the_span_after_every_await() {
                 // Exactly these two: the frame adds no span of its own.
                 assert_eq!(r.spans, expected_spans(r), "{r:?}");
             }
-            assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+            assert!(
+                nesting_warnings(&records).is_empty(),
+                "{:?}",
+                nesting_warnings(&records)
+            );
             if some_task_migrated(&steps) {
                 migrated = true;
                 break;
@@ -180,7 +146,7 @@ fn guards_under_tracings_instrument_nest_wrong_and_are_reported_once_per_call_si
         assert!(wrong.count() > 0, "{steps:?}");
         // One warning for the call site, naming its file and line, though
         // every task resumed its guard several times.
-        let warned = warnings(&records);
+        let warned = nesting_warnings(&records);
         assert_eq!(warned.len(), 1, "{warned:?}");
         let location = warned[0].field("location").unwrap();
         let function = if in_callee {
@@ -196,24 +162,17 @@ fn guards_under_tracings_instrument_nest_wrong_and_are_reported_once_per_call_si
         assert!(warned[0].message.contains("#[rt_ext::instrument]"));
 
         // Another run: that call site is not reported again.
-        assert!(warnings(&run(Attribute::Tracing, in_callee)).is_empty());
+        assert!(nesting_warnings(&run(Attribute::Tracing, in_callee)).is_empty());
     }
 }
 
 /// The line of the `enter` call in function `name` of this file.
 fn line_of_enter(name: &str) -> usize {
-    let source = include_str!("tracing_instrument_macro.rs");
-    let start = source
-        .lines()
-        .position(|l| l.starts_with(&format!("async fn {name}(")))
-        .unwrap();
-    start
-        + 1
-        + source
-            .lines()
-            .skip(start)
-            .position(|l| l.contains("ctx::tracing::enter(&inner)"))
-            .unwrap()
+    line_in_fn(
+        include_str!("tracing_instrument_macro.rs"),
+        name,
+        "ctx::tracing::enter(&inner)",
+    )
 }
 
 // ===== futures returned by synchronous functions =====
@@ -268,7 +227,11 @@ fn a_future_returned_by_an_instrumented_sync_fn_gets_the_frame_too() {
     for r in &steps {
         assert_eq!(r.spans, expected_spans(r), "{r:?}");
     }
-    assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+    assert!(
+        nesting_warnings(&records).is_empty(),
+        "{:?}",
+        nesting_warnings(&records)
+    );
 }
 
 // ===== in a plain tokio task =====
@@ -360,5 +323,9 @@ fn trait_methods_async_trait_and_native_nest_right() {
     for r in &steps {
         assert_eq!(r.spans, expected_spans(r), "{r:?}");
     }
-    assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+    assert!(
+        nesting_warnings(&records).is_empty(),
+        "{:?}",
+        nesting_warnings(&records)
+    );
 }

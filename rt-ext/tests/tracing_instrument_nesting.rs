@@ -8,12 +8,12 @@
 
 mod tracing_support;
 
-use std::collections::{HashMap, HashSet};
-
 use rt_ext as ctx;
 use tokio::task::yield_now;
 use tracing::{info, info_span};
-use tracing_support::{dispatch, Record, Records};
+use tracing_support::{
+    line_in_fn, nesting_warnings, record_tasks_on_two_workers, some_task_migrated, Record, Records,
+};
 
 const TASKS: u64 = 16;
 const AWAITS: u64 = 6;
@@ -65,51 +65,11 @@ fn instrumented(wrapper: Wrapper, task: u64, in_callee: bool) -> tokio::task::Jo
 
 /// Runs `TASKS` instrumented tasks on two workers and returns the records.
 fn run(wrapper: Wrapper, in_callee: bool) -> Records {
-    let (dispatch, records) = dispatch();
-    let for_workers = dispatch.clone();
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = ctx::Builder::new_multi_thread()
-            .worker_threads(2)
-            // Each worker thread records for this test, for its whole life.
-            .on_thread_start(move || {
-                std::mem::forget(tracing::dispatcher::set_default(&for_workers));
-            })
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let tasks: Vec<_> = (0..TASKS)
-                .map(|t| instrumented(wrapper, t, in_callee))
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
-        });
-    });
-    records
+    record_tasks_on_two_workers(TASKS, |t| instrumented(wrapper, t, in_callee))
 }
 
 fn steps(records: &Records) -> Vec<Record> {
     records.with_message("step")
-}
-
-/// Whether some task logged its steps from more than one thread.
-fn some_task_migrated(steps: &[Record]) -> bool {
-    let mut threads: HashMap<String, HashSet<_>> = HashMap::new();
-    for r in steps {
-        threads
-            .entry(r.field("task").unwrap().to_string())
-            .or_default()
-            .insert(r.thread);
-    }
-    threads.values().any(|t| t.len() > 1)
-}
-
-fn warnings(records: &Records) -> Vec<Record> {
-    records
-        .all()
-        .into_iter()
-        .filter(|r| r.message.contains("resumed outside the span"))
-        .collect()
 }
 
 #[test]
@@ -132,7 +92,11 @@ fn guards_under_our_instrument_stay_inside_the_span_after_every_await() {
                     "{r:?}"
                 );
             }
-            assert!(warnings(&records).is_empty(), "{:?}", warnings(&records));
+            assert!(
+                nesting_warnings(&records).is_empty(),
+                "{:?}",
+                nesting_warnings(&records)
+            );
             if some_task_migrated(&steps) {
                 migrated = true;
                 break;
@@ -154,7 +118,7 @@ fn guards_under_tracings_instrument_nest_wrong_and_are_reported_once_per_call_si
             .any(|r| r.spans.first().map(String::as_str) != Some("inner")));
         // One warning per call site of `enter`, naming it, though every one
         // of the tasks resumed that guard several times.
-        let warned = warnings(&records);
+        let warned = nesting_warnings(&records);
         assert_eq!(warned.len(), 1, "{warned:?}");
         let location = warned[0].field("location").unwrap();
         let line = if in_callee { "callee" } else { "body" };
@@ -166,22 +130,15 @@ fn guards_under_tracings_instrument_nest_wrong_and_are_reported_once_per_call_si
         assert!(warned[0].message.contains("rt_ext::tracing::Instrument"));
 
         // Another run: that call site is not reported again.
-        assert!(warnings(&run(Wrapper::Tracing, in_callee)).is_empty());
+        assert!(nesting_warnings(&run(Wrapper::Tracing, in_callee)).is_empty());
     }
 }
 
 /// The line of the `enter` call in function `name` of this file.
 fn line_of_enter(name: &str) -> usize {
-    let source = include_str!("tracing_instrument_nesting.rs");
-    let start = source
-        .lines()
-        .position(|l| l.starts_with(&format!("async fn {name}(")))
-        .unwrap();
-    start
-        + 1
-        + source
-            .lines()
-            .skip(start)
-            .position(|l| l.contains("ctx::tracing::enter(&inner)"))
-            .unwrap()
+    line_in_fn(
+        include_str!("tracing_instrument_nesting.rs"),
+        name,
+        "ctx::tracing::enter(&inner)",
+    )
 }

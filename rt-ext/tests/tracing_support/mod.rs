@@ -165,3 +165,71 @@ impl Visit for Fields {
         }
     }
 }
+
+// ===== tasks on two workers, and the nesting warning =====
+
+/// Runs `tasks` tasks, made by `spawn(i)`, on a 2-worker rt-ext runtime whose
+/// threads all record into the returned records, and waits for them.
+pub fn record_tasks_on_two_workers<F>(tasks: u64, spawn: F) -> Records
+where
+    F: Fn(u64) -> tokio::task::JoinHandle<()>,
+{
+    let (dispatch, records) = dispatch();
+    let for_workers = dispatch.clone();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = rt_ext::Builder::new_multi_thread()
+            .worker_threads(2)
+            // Each worker thread records for this run, for its whole life.
+            .on_thread_start(move || {
+                std::mem::forget(tracing::dispatcher::set_default(&for_workers));
+            })
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let handles: Vec<_> = (0..tasks).map(&spawn).collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+    });
+    records
+}
+
+/// Whether some task (told apart by its `task` field) logged from more than
+/// one thread.
+pub fn some_task_migrated(records: &[Record]) -> bool {
+    let mut threads: std::collections::HashMap<String, std::collections::HashSet<ThreadId>> =
+        std::collections::HashMap::new();
+    for r in records {
+        threads
+            .entry(r.field("task").unwrap().to_string())
+            .or_default()
+            .insert(r.thread);
+    }
+    threads.values().any(|t| t.len() > 1)
+}
+
+/// The warnings rt-ext gives when a span guard resumes outside its parent.
+pub fn nesting_warnings(records: &Records) -> Vec<Record> {
+    records
+        .all()
+        .into_iter()
+        .filter(|r| r.message.contains("resumed outside the span"))
+        .collect()
+}
+
+/// The line (1-based) of the first line containing `needle` in the body of
+/// `async fn name(` in `source`.
+pub fn line_in_fn(source: &str, name: &str, needle: &str) -> usize {
+    let start = source
+        .lines()
+        .position(|l| l.starts_with(&format!("async fn {name}(")))
+        .unwrap();
+    start
+        + 1
+        + source
+            .lines()
+            .skip(start)
+            .position(|l| l.contains(needle))
+            .unwrap()
+}
