@@ -45,9 +45,14 @@ has "$doc/struct.Runtime.html" framed_tasks
 has "$doc/struct.Handle.html" frames_every_task
 mentions "$doc/struct.Builder.html" "--cfg tokio_unstable"
 has "$doc/tower/struct.FrameLayer.html" new
-# The core's items, re-exported: their pages say how to read their examples.
-for page in struct.Variable struct.Snapshot trait.Lifecycle fn.enter trait.FutureExt; do
-    mentions "$doc/$page.html" "From the core"
+# The core's items, re-exported: their examples name rt_ext, never the core.
+for page in struct.Variable struct.Snapshot struct.Binding struct.HookGuard trait.Lifecycle \
+    fn.enter fn.try_enter fn.isolate trait.FutureExt struct.Framed struct.TaskFrame struct.BindError; do
+    mentions "$doc/$page.html" "rt_ext::"
+    if grep -q "spawn_hooks::" "$doc/$page.html"; then
+        echo "docs: $doc/$page.html shows a spawn_hooks:: path" >&2
+        exit 1
+    fi
 done
 test -e "$doc/attr.main.html" && test -e "$doc/attr.test.html" && test -e "$doc/attr.instrument.html"
 

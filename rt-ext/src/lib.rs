@@ -213,32 +213,10 @@ pub mod __private {
     pub use rt_ext_macros::instrument_needs_tracing as instrument;
 }
 
-/// Re-exports the runtime-agnostic core (the `spawn-hooks` crate), whose
-/// examples are written against it: where they say `spawn_hooks::X`, an
-/// rt-ext user writes `rt_ext::X` (or `ctx::X` after `use rt_ext as ctx;`).
-macro_rules! core_items {
-    ($($item:ident),* $(,)?) => {
-        $(
-            /// *From the core: in the examples below, read `spawn_hooks::`
-            /// as `rt_ext::`.*
-            #[doc(inline)]
-            pub use spawn_hooks::$item;
-        )*
-    };
-}
-
-core_items!(
-    enter,
-    isolate,
-    try_enter,
-    BindError,
-    Binding,
-    CaughtPanic,
-    Framed,
-    FutureExt,
-    HookGuard,
-    Lifecycle,
-    Snapshot,
-    TaskFrame,
-    Variable,
-);
+// The runtime-agnostic core (the `spawn-hooks` crate). Its examples are
+// written as an rt-ext user reads them (`rt_ext::`, with a hidden
+// `use spawn_hooks as rt_ext;`), so they read right here too.
+pub use spawn_hooks::{
+    enter, isolate, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt, HookGuard,
+    Lifecycle, Snapshot, TaskFrame, Variable,
+};

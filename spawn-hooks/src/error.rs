@@ -10,7 +10,8 @@ use std::fmt;
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::Variable;
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::Variable;
 ///
 /// static REQUEST_ID: Variable<u64> = Variable::new("request_id");
 ///
@@ -87,7 +88,8 @@ impl BindError {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static V: Variable<u8> = Variable::new("v");
     /// let err = V.try_set(1).err();
     /// assert!(err.map_or(true, |e| !e.is_unframed()));
@@ -103,7 +105,8 @@ impl BindError {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static A: Variable<u8> = Variable::new("a");
     /// static B: Variable<u8> = Variable::new("b");
     /// let _a = A.set(1);

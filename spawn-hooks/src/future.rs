@@ -36,7 +36,8 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::{FutureExt, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{FutureExt, Variable};
     ///
     /// static V: Variable<u8> = Variable::new("v");
     /// # futures::executor::block_on(async {
@@ -116,7 +117,8 @@ impl<F> Framed<F> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::FutureExt;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::FutureExt;
     /// let framed = std::future::ready(3).frame();
     /// assert!(framed.get_ref().is_some());
     /// ```
@@ -225,9 +227,10 @@ impl<F> fmt::Debug for Framed<F> {
 /// # Examples
 ///
 /// ```
+/// # use spawn_hooks as rt_ext;
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
-/// use spawn_hooks::{isolate, FutureExt, Variable};
+/// use rt_ext::{isolate, FutureExt, Variable};
 ///
 /// static V: Variable<u8> = Variable::new("v");
 ///
@@ -271,7 +274,8 @@ pub trait FutureExt: Future + Sized {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::{FutureExt, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{FutureExt, Variable};
     ///
     /// static BRANCH: Variable<&str> = Variable::new("branch");
     /// # futures::executor::block_on(async {
@@ -285,9 +289,10 @@ pub trait FutureExt: Future + Sized {
     /// `context-propagation/generators.js`):
     ///
     /// ```
+    /// # use spawn_hooks as rt_ext;
     /// use std::future::Future;
     /// use std::task::{Context, Poll};
-    /// use spawn_hooks::{FutureExt, Variable};
+    /// use rt_ext::{FutureExt, Variable};
     ///
     /// static V: Variable<&str> = Variable::new("v");
     /// let waker = futures::task::noop_waker();

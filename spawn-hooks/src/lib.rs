@@ -4,6 +4,9 @@
 //!
 //! This is the core of `rt-ext`, with no executor dependency; most users
 //! depend on `rt-ext`, which re-exports all of it and adds tokio spawning.
+//! So the examples of the items are written as an rt-ext user reads them,
+//! `rt_ext::Variable`: with this crate alone, each begins with a (hidden)
+//! `use spawn_hooks as rt_ext;`.
 //! It follows the TC39 AsyncContext model:
 //!
 //! * a **mapping** from variables to values is immutable: capturing it is

@@ -22,8 +22,9 @@ use crate::frame::{self, Registration};
 /// awaits, the way a tracing span guard must be:
 ///
 /// ```
+/// # use spawn_hooks as rt_ext;
 /// use std::cell::Cell;
-/// use spawn_hooks::{enter, FutureExt, Lifecycle};
+/// use rt_ext::{enter, FutureExt, Lifecycle};
 ///
 /// thread_local!(static ACTIVE: Cell<u32> = const { Cell::new(0) });
 ///
@@ -80,7 +81,8 @@ pub trait Lifecycle: Send + 'static {
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::{enter, Lifecycle};
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::{enter, Lifecycle};
 ///
 /// struct Count(u32);
 /// impl Lifecycle for Count {
@@ -105,7 +107,8 @@ pub fn enter<H: Lifecycle>(hook: H) -> HookGuard {
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::{try_enter, Lifecycle};
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::{try_enter, Lifecycle};
 ///
 /// struct Noop;
 /// impl Lifecycle for Noop {
@@ -148,7 +151,8 @@ pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
 /// # Examples
 ///
 /// ```
-/// # use spawn_hooks::{enter, Lifecycle};
+/// # use spawn_hooks as rt_ext;
+/// # use rt_ext::{enter, Lifecycle};
 /// # struct Noop;
 /// # impl Lifecycle for Noop { fn on_yield(&mut self) {} fn on_resume(&mut self) {} }
 /// let guard = enter(Noop);

@@ -19,7 +19,8 @@ use crate::variable::{downcast, Variable};
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::{Snapshot, Variable};
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::{Snapshot, Variable};
 ///
 /// static STAGE: Variable<&str> = Variable::new("stage");
 ///
@@ -39,7 +40,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static ID: Variable<u32> = Variable::new("id");
     /// let snap = ID.sync_scope(5, Snapshot::capture);
     /// assert_eq!(snap.get(&ID), Some(5));
@@ -55,7 +57,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static ID: Variable<u32> = Variable::new("id");
     /// let _b = ID.set(1);
     /// assert_eq!(Snapshot::empty().run(|| ID.get()), None);
@@ -72,7 +75,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static USER: Variable<&str> = Variable::new("user");
     /// let snap = USER.sync_scope("ada", Snapshot::capture);
     /// std::thread::spawn(move || {
@@ -91,7 +95,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// # futures::executor::block_on(async {
     /// static USER: Variable<&str> = Variable::new("user");
     /// let snap = USER.sync_scope("ada", Snapshot::capture);
@@ -107,7 +112,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static USER: Variable<&str> = Variable::new("user");
     /// let greet = USER.sync_scope("ada", || {
     ///     Snapshot::capture().wrap(|greeting: &str| format!("{greeting}, {}", USER.get().unwrap()))
@@ -131,7 +137,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{FutureExt, Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{FutureExt, Snapshot, Variable};
     /// static USER: Variable<&str> = Variable::new("user");
     /// let handler = USER.sync_scope("ada", || {
     ///     Snapshot::capture().wrap_fn(|n: u32| {
@@ -157,7 +164,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static USER: Variable<&str> = Variable::new("user");
     /// let mut calls = 0;
     /// let mut count = USER.sync_scope("ada", || {
@@ -179,7 +187,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static N: Variable<u8> = Variable::new("n");
     /// assert_eq!(Snapshot::empty().get(&N), None);
     /// ```
@@ -195,7 +204,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static TENANT: Variable<String> = Variable::new("tenant");
     /// static REQUEST: Variable<u64> = Variable::new("request");
     /// let received = Snapshot::empty()
@@ -215,7 +225,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::{Snapshot, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::{Snapshot, Variable};
     /// static N: Variable<u8> = Variable::new("n");
     /// assert_eq!(N.sync_scope(1, || Snapshot::capture().len()), 1);
     /// assert!(Snapshot::empty().is_empty());
@@ -229,7 +240,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Snapshot;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Snapshot;
     /// assert!(Snapshot::empty().is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -241,7 +253,8 @@ impl Snapshot {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Snapshot;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Snapshot;
     /// let a = Snapshot::capture();
     /// assert!(a.ptr_eq(&a.clone()));
     /// ```

@@ -61,7 +61,8 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::{Snapshot, TaskFrame, Variable};
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::{Snapshot, TaskFrame, Variable};
 ///
 /// static V: Variable<u32> = Variable::new("v");
 ///
@@ -147,7 +148,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::capture());
+    /// # use spawn_hooks as rt_ext;
+    /// let task = rt_ext::TaskFrame::new(rt_ext::Snapshot::capture());
     /// assert!(!task.is_entered());
     /// ```
     pub fn new(snapshot: Snapshot) -> TaskFrame {
@@ -165,7 +167,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let mut task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// # use spawn_hooks as rt_ext;
+    /// let mut task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
     /// task.enter().unwrap();
     /// assert!(task.is_entered());
     /// task.leave().unwrap();
@@ -190,7 +193,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::{Snapshot, TaskFrame};
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{Snapshot, TaskFrame};
     ///
     /// let mut task = TaskFrame::new(Snapshot::empty());
     /// // SAFETY: `task` is alive.
@@ -220,7 +224,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let mut task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// # use spawn_hooks as rt_ext;
+    /// let mut task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
     /// task.enter().expect("no hook panicked");
     /// # task.leave().unwrap();
     /// ```
@@ -253,7 +258,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let mut task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// # use spawn_hooks as rt_ext;
+    /// let mut task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
     /// task.enter().unwrap();
     /// task.leave().expect("no hook panicked");
     /// ```
@@ -307,7 +313,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::{Snapshot, TaskFrame, Variable};
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{Snapshot, TaskFrame, Variable};
     ///
     /// static V: Variable<u32> = Variable::new("v");
     ///
@@ -343,7 +350,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::{Snapshot, TaskFrame};
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{Snapshot, TaskFrame};
     ///
     /// let task = TaskFrame::new(Snapshot::empty());
     /// // SAFETY: alive, not entered, used by nobody else; left below.
@@ -438,9 +446,10 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// # use spawn_hooks as rt_ext;
+    /// let task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
     /// // SAFETY: `task` is alive.
-    /// assert!(!unsafe { spawn_hooks::TaskFrame::is_claimed(&task) });
+    /// assert!(!unsafe { rt_ext::TaskFrame::is_claimed(&task) });
     /// ```
     #[inline]
     pub unsafe fn is_claimed(this: *const TaskFrame) -> bool {
@@ -478,7 +487,8 @@ impl TaskFrame {
     /// # Examples
     ///
     /// ```
-    /// let mut task = spawn_hooks::TaskFrame::new(spawn_hooks::Snapshot::empty());
+    /// # use spawn_hooks as rt_ext;
+    /// let mut task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
     /// task.end().expect("nothing panicked");
     /// ```
     pub fn end(&mut self) -> Result<(), CaughtPanic> {

@@ -30,7 +30,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// # Examples
 ///
 /// ```
-/// use spawn_hooks::Variable;
+/// # use spawn_hooks as rt_ext;
+/// use rt_ext::Variable;
 ///
 /// static USER: Variable<String> = Variable::new("user");
 ///
@@ -55,7 +56,8 @@ impl<T> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::Variable;
     ///
     /// static TENANT: Variable<&'static str> = Variable::new("tenant");
     /// assert_eq!(TENANT.name(), "tenant");
@@ -73,7 +75,8 @@ impl<T> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// let v: Variable<u8> = Variable::new("retries");
     /// assert_eq!(v.name(), "retries");
     /// ```
@@ -114,7 +117,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static DEPTH: Variable<u32> = Variable::new("depth");
     /// assert_eq!(DEPTH.get(), None);
     /// let _b = DEPTH.set(1);
@@ -140,7 +144,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static NAME: Variable<String> = Variable::new("name");
     /// let _b = NAME.set("a fairly long name".into());
     /// let len = NAME.with(|n| n.map_or(0, |n| n.len()));
@@ -172,7 +177,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static LEVEL: Variable<u8> = Variable::new("level");
     /// let outer = LEVEL.set(1);
     /// let inner = LEVEL.set(2);
@@ -196,7 +202,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static ATTEMPT: Variable<u32> = Variable::new("attempt");
     /// match ATTEMPT.try_set(3) {
     ///     Ok(_binding) => assert_eq!(ATTEMPT.get(), Some(3)),
@@ -221,7 +228,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// # futures::executor::block_on(async {
     /// static TRACE: Variable<u64> = Variable::new("trace");
     /// let seen = TRACE.scope(42, async {
@@ -254,7 +262,8 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # Examples
     ///
     /// ```
-    /// # use spawn_hooks::Variable;
+    /// # use spawn_hooks as rt_ext;
+    /// # use rt_ext::Variable;
     /// static A: Variable<i32> = Variable::new("a");
     /// static B: Variable<i32> = Variable::new("b");
     /// A.sync_scope(1, || {
@@ -313,7 +322,8 @@ impl<T> fmt::Debug for Variable<T> {
 /// # Examples
 ///
 /// ```
-/// # use spawn_hooks::Variable;
+/// # use spawn_hooks as rt_ext;
+/// # use rt_ext::Variable;
 /// static V: Variable<&str> = Variable::new("v");
 /// let binding = V.set("here");
 /// std::thread::spawn(move || drop(binding)).join().unwrap();
