@@ -12,7 +12,8 @@ use rt_ext as ctx;
 use tokio::task::yield_now;
 use tracing::{info, info_span};
 use tracing_support::{
-    line_in_fn, nesting_warnings, record_tasks_on_two_workers, some_task_migrated, Record, Records,
+    assert_nested_right, line_in_fn, nesting_warnings, record_tasks_on_two_workers,
+    retry_until_a_task_migrates, Record, Records,
 };
 
 const TASKS: u64 = 16;
@@ -75,34 +76,12 @@ fn steps(records: &Records) -> Vec<Record> {
 #[test]
 fn guards_under_our_instrument_stay_inside_the_span_after_every_await() {
     for in_callee in [false, true] {
-        // Retry until the interleaving this test is about happened: a task
-        // moved between the workers mid-way.
-        let mut migrated = false;
-        for _ in 0..20 {
+        // Retried until the interleaving this test is about happened: a
+        // task moved between the workers mid-way.
+        retry_until_a_task_migrates(|| {
             let records = run(Wrapper::Ours, in_callee);
-            let steps = steps(&records);
-            assert_eq!(steps.len() as u64, TASKS * AWAITS);
-            for r in &steps {
-                assert_eq!(
-                    r.spans[..2],
-                    [
-                        "inner".to_string(),
-                        format!("outer{{task={}}}", r.field("task").unwrap())
-                    ],
-                    "{r:?}"
-                );
-            }
-            assert!(
-                nesting_warnings(&records).is_empty(),
-                "{:?}",
-                nesting_warnings(&records)
-            );
-            if some_task_migrated(&steps) {
-                migrated = true;
-                break;
-            }
-        }
-        assert!(migrated, "no task ever moved between the two workers");
+            assert_nested_right(&records, TASKS * AWAITS)
+        });
     }
 }
 

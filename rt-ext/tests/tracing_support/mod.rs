@@ -233,3 +233,37 @@ pub fn line_in_fn(source: &str, name: &str, needle: &str) -> usize {
             .position(|l| l.contains(needle))
             .unwrap()
 }
+
+/// Runs `attempt` (one run of tasks on two workers, which checks its own
+/// records and returns them) until some task migrated between the workers,
+/// the interleaving the caller's test is about; fails after 20 runs
+/// without one.
+pub fn retry_until_a_task_migrates(mut attempt: impl FnMut() -> Vec<Record>) {
+    for _ in 0..20 {
+        if some_task_migrated(&attempt()) {
+            return;
+        }
+    }
+    panic!("no task ever moved between the two workers");
+}
+
+/// The checks of a run whose guards must nest right: `steps` events named
+/// "step", each innermost under `inner`, in its task's `outer`, and no
+/// nesting warning. Returns the steps.
+pub fn assert_nested_right(records: &Records, steps: u64) -> Vec<Record> {
+    let found = records.with_message("step");
+    assert_eq!(found.len() as u64, steps);
+    for r in &found {
+        assert_eq!(
+            r.spans[..2],
+            [
+                "inner".to_string(),
+                format!("outer{{task={}}}", r.field("task").unwrap())
+            ],
+            "{r:?}"
+        );
+    }
+    let warned = nesting_warnings(records);
+    assert!(warned.is_empty(), "{warned:?}");
+    found
+}
