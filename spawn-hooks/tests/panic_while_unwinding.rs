@@ -7,6 +7,8 @@
 //! re-executed with only that test selected), so that an abort fails the test
 //! instead of killing the suite.
 
+mod support;
+
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -15,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use spawn_hooks::{enter, FutureExt, Lifecycle, Snapshot, Variable};
+use support::{poll_once, yield_once};
 
 static V: Variable<u32> = Variable::new("v");
 
@@ -41,25 +44,6 @@ fn in_child(test: &str, scenario: impl FnOnce()) {
         "the child running `{test}` did not finish: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
     );
-}
-
-/// Returns `Pending` once (waking itself), then `Ready`.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(&futures::task::noop_waker()))
 }
 
 type Log = Arc<Mutex<Vec<String>>>;

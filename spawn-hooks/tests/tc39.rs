@@ -6,6 +6,8 @@
 //! a no-op waker, and suspend through a hand-made yield, so every interleaving
 //! below is fixed by the test, not by a scheduler.
 
+mod support;
+
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::{pin, Pin};
@@ -15,29 +17,9 @@ use std::thread;
 
 use futures::executor::block_on;
 use spawn_hooks::{Binding, FutureExt, Snapshot, Variable};
+use support::{poll_once, yield_once};
 
 // ===== helpers =====
-
-/// Returns `Pending` once (waking itself), then `Ready`: one suspension.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-/// Polls `fut` once with a waker that does nothing.
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    let waker = futures::task::noop_waker();
-    fut.poll(&mut Context::from_waker(&waker))
-}
 
 /// The message of a caught panic.
 fn message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -4,14 +4,15 @@
 //! one removal at a time in drop order, each removed hook seeing the context
 //! as it was when its guard dropped.
 
-use std::future::Future;
-use std::pin::{pin, Pin};
+mod support;
+
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::thread;
 
 use futures::executor::block_on;
 use spawn_hooks::{enter, FutureExt, HookGuard, Lifecycle, Variable};
+use support::{poll_once, yield_once};
 
 static V: Variable<u32> = Variable::new("v");
 
@@ -27,25 +28,6 @@ fn push(log: &Log, line: impl Into<String>) {
 
 fn lines(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
-}
-
-/// Returns `Pending` once (waking itself), then `Ready`.
-async fn yield_once() {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-fn poll_once<F: Future>(fut: Pin<&mut F>) -> Poll<F::Output> {
-    fut.poll(&mut Context::from_waker(&futures::task::noop_waker()))
 }
 
 /// A hook that logs its calls with the value of `V` it sees.
