@@ -55,7 +55,7 @@ use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use spawn_hooks::{CaughtPanic, Snapshot, TaskFrame};
+use spawn_hooks::{CaughtPanic, TaskFrame};
 use tokio::task::Id;
 
 /// Slots of the table: a power of two. Each is two words (id, frame), so
@@ -170,13 +170,9 @@ impl Registry {
             // Spawned through rt-ext: the task's future is framed already.
             return;
         }
-        let snapshot = Snapshot::capture();
-        #[cfg_attr(not(feature = "tracing"), allow(unused_mut))]
-        let mut frame = TaskFrame::new(snapshot.clone());
-        #[cfg(feature = "tracing")]
-        crate::tracing::follow_into(&mut frame, &snapshot);
-        #[cfg(not(feature = "tracing"))]
-        drop(snapshot);
+        // The task's frame, from the spawner's context, with what it
+        // inherits registered in it, suspended until the first poll.
+        let frame = crate::inherit::capture().task_frame();
         if self.overflowed.load(Ordering::Acquire) != 0 {
             // A stale frame under a reused id (its task never terminated).
             drop(self.remove_overflow(id));

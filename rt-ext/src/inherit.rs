@@ -1,39 +1,35 @@
 //! What every spawn path does to the work it spawns, in one place: the task,
-//! closure or thread starts in a frame made from the spawner's context, and,
-//! with the `tracing` feature, inside the spawner's current span.
+//! closure or thread starts in a frame made from the spawner's context, with
+//! the hook that rt-ext's inheritors give it (the spawner's span, its
+//! OpenTelemetry context, and those registered with
+//! [`register`](crate::register)) around that frame.
 //!
-//! `spawn`, `JoinSet`, `TaskTracker`, `Runtime`, `Handle` and `thread` all go
-//! through these functions, so a capability added here reaches every one of
-//! them.
+//! `spawn`, `JoinSet`, `TaskTracker`, `Runtime`, `Handle`, `thread` and the
+//! runtime-hook mode all go through these functions, so a capability added
+//! here reaches every one of them.
 
 use std::future::Future;
 
-use spawn_hooks::{Framed, Snapshot};
+use spawn_hooks::{Framed, Inherit, Inheritance, Inherited};
+
+/// The inheritors every spawn asks, built-in ones first (see
+/// [`crate::inheritors`]).
+pub(crate) type Inheritors = crate::inheritors::All;
 
 /// A future made ready to spawn by [`future`].
-#[cfg(not(feature = "tracing"))]
-pub(crate) type Spawned<F> = Framed<F>;
+pub(crate) type Spawned<F> = Inherited<Framed<F>, <Inheritors as Inherit>::Hook>;
 
-/// A future made ready to spawn by [`future`]: its frame, inside the span that
-/// was current at the spawn (or no span, if spans do not follow spawns there).
-#[cfg(feature = "tracing")]
-pub(crate) type Spawned<F> = tracing::instrument::Instrumented<Framed<F>>;
+/// What a spawn made now passes to its child.
+#[inline]
+pub(crate) fn capture() -> Inheritance<Inheritors> {
+    Inheritance::capture(&crate::inheritors::ALL)
+}
 
 /// Wraps a future about to be spawned: it will run in its own frame, starting
-/// from the spawner's context as it is now.
+/// from the spawner's context as it is now, inside what it inherits.
+#[inline]
 pub(crate) fn future<F: Future>(future: F) -> Spawned<F> {
-    let snapshot = Snapshot::capture();
-    #[cfg(feature = "tracing")]
-    {
-        use tracing::Instrument as _;
-        // The span is entered around every poll of the frame, outside it, so
-        // it is the outermost span of the task and the frame's own span
-        // guards nest inside it (they exit first on every suspension).
-        let span = crate::tracing::span_to_follow(&snapshot);
-        snapshot.scope(future).instrument(span)
-    }
-    #[cfg(not(feature = "tracing"))]
-    snapshot.scope(future)
+    capture().scope(future)
 }
 
 /// Held around the tokio spawn of a future wrapped by [`future`]: in
@@ -66,40 +62,12 @@ impl Drop for FramedSpawn {
 }
 
 /// Wraps a closure about to run elsewhere (blocking pool, OS thread): it will
-/// run in its own frame, starting from the spawner's context as it is now.
+/// run in its own frame, starting from the spawner's context as it is now,
+/// inside what it inherits.
 pub(crate) fn closure<F, R>(f: F) -> impl FnOnce() -> R + Send + 'static
 where
     F: FnOnce() -> R + Send + 'static,
 {
-    let snapshot = Snapshot::capture();
-    #[cfg(feature = "tracing")]
-    {
-        let span = crate::tracing::span_to_follow(&snapshot);
-        move || span.in_scope(|| snapshot.run(f))
-    }
-    #[cfg(not(feature = "tracing"))]
-    move || snapshot.run(f)
-}
-
-/// Per-runtime settings of what spawning adds, kept by [`crate::Builder`]
-/// and applied by the runtime's `block_on` and spawn methods. Without the
-/// `tracing` feature it is empty and applying it costs nothing.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Settings {
-    /// `Some(false)`: spans do not follow spawns in this runtime.
-    #[cfg(feature = "tracing")]
-    pub(crate) spans_follow_spawns: Option<bool>,
-}
-
-impl Settings {
-    /// Runs `f` (a spawn or the wrapping of a `block_on` future) with the
-    /// settings bound, so the work made there, and everything it spawns in
-    /// turn, inherits them.
-    pub(crate) fn apply<R>(&self, f: impl FnOnce() -> R) -> R {
-        #[cfg(feature = "tracing")]
-        if let Some(on) = self.spans_follow_spawns {
-            return crate::tracing::FOLLOW.sync_scope(on, f);
-        }
-        f()
-    }
+    let inheritance = capture();
+    move || inheritance.run(f)
 }

@@ -159,9 +159,12 @@
 #[cfg(tokio_unstable)]
 mod hook_mode;
 mod inherit;
+mod inheritors;
 mod join_set;
 mod local_set;
 mod no_suspend;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 #[cfg(feature = "propagation")]
 pub mod propagation;
 mod runtime;
@@ -217,6 +220,7 @@ pub mod __private {
 // written as an rt-ext user reads them (`rt_ext::`, with a hidden
 // `use spawn_hooks as rt_ext;`), so they read right here too.
 pub use spawn_hooks::{
-    enter, isolate, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt, HookGuard,
-    Lifecycle, Snapshot, TaskFrame, Variable,
+    enter, isolate, register, try_enter, BindError, Binding, CaughtPanic, Framed, FutureExt,
+    HookGuard, Hooks, Inherit, Inheritance, Inherited, Lifecycle, Registered, Snapshot, TaskFrame,
+    Variable,
 };

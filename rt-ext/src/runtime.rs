@@ -39,8 +39,8 @@ use tokio::task::JoinHandle;
 /// ```
 pub struct Builder {
     inner: tokio::runtime::Builder,
-    /// What spawning adds in the runtime (see `inherit::Settings`).
-    pub(crate) settings: inherit::Settings,
+    /// What spawning adds in the runtime (see `Settings`).
+    pub(crate) settings: Settings,
     /// Runtime-hook mode: tokio's task hooks, composed with the user's.
     #[cfg(tokio_unstable)]
     hooks: hook_config::HookConfig,
@@ -469,7 +469,7 @@ impl Builder {
     fn wrap(inner: tokio::runtime::Builder) -> Builder {
         Builder {
             inner,
-            settings: inherit::Settings::default(),
+            settings: Settings::default(),
             #[cfg(tokio_unstable)]
             hooks: hook_config::HookConfig::default(),
             #[cfg(not(tokio_unstable))]
@@ -974,7 +974,7 @@ impl Runtime {
 #[derive(Clone, Debug)]
 pub struct Handle {
     inner: tokio::runtime::Handle,
-    settings: inherit::Settings,
+    settings: Settings,
 }
 
 impl Handle {
@@ -1130,7 +1130,30 @@ impl From<tokio::runtime::Handle> for Handle {
     fn from(inner: tokio::runtime::Handle) -> Handle {
         Handle {
             inner,
-            settings: inherit::Settings::default(),
+            settings: Settings::default(),
         }
+    }
+}
+
+/// Per-runtime settings of what spawning adds, kept by [`Builder`] and
+/// applied by the runtime's `block_on` and spawn methods. Without the
+/// `tracing` feature it is empty and applying it costs nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Settings {
+    /// `Some(false)`: spans do not follow spawns in this runtime.
+    #[cfg(feature = "tracing")]
+    pub(crate) spans_follow_spawns: Option<bool>,
+}
+
+impl Settings {
+    /// Runs `f` (a spawn or the wrapping of a `block_on` future) with the
+    /// settings bound, so the work made there, and everything it spawns in
+    /// turn, inherits them.
+    pub(crate) fn apply<R>(&self, f: impl FnOnce() -> R) -> R {
+        #[cfg(feature = "tracing")]
+        if let Some(on) = self.spans_follow_spawns {
+            return crate::tracing::FOLLOW.sync_scope(on, f);
+        }
+        f()
     }
 }

@@ -107,7 +107,8 @@ use std::sync::{Mutex, PoisonError};
 use ::tracing::Span;
 
 use crate::{
-    BindError, Binding, Builder, Framed, FutureExt, HookGuard, Lifecycle, Snapshot, Variable,
+    BindError, Binding, Builder, Framed, FutureExt, HookGuard, Inherit, Lifecycle, Snapshot,
+    Variable,
 };
 
 // ===== Instrument =====
@@ -472,63 +473,56 @@ pub(crate) fn span_to_follow(snapshot: &Snapshot) -> Span {
     }
 }
 
-/// Runtime-hook mode: a task spawned with plain `tokio::spawn` starts inside
-/// its spawner's current span, as work spawned through rt-ext does (with the
-/// same switches). The span is entered by the first hook of the task's frame,
-/// so that it is the task's outermost span and the task's own span guards
-/// nest inside it; it is exited whenever the task suspends and when its
-/// frame ends.
-#[cfg(tokio_unstable)]
-pub(crate) fn follow_into(frame: &mut crate::TaskFrame, snapshot: &Snapshot) {
-    let span = span_to_follow(snapshot);
-    if span.is_none() {
-        return;
-    }
-    // The frame is entered here, on the spawner's thread, only to register
-    // the hook; leaving it exits the span again, and the task's first poll
-    // enters it. Nothing can panic in between: hooks of a new frame are ours.
-    if frame.enter().is_err() {
-        return;
-    }
-    let mut hook = FrameSpan {
-        hook: SpanHook {
+/// The inheritor of spans (see `crate::inheritors`): work spawned now
+/// starts inside the spawner's current span (with the switches of
+/// [`span_to_follow`]), on every spawn path, runtime-hook mode included. The
+/// span is entered around every poll of the child, outside its frame, so it
+/// is the child's outermost span and the child's own span guards nest
+/// inside it (they exit first on every suspension).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FollowSpan;
+
+impl Inherit for FollowSpan {
+    type Hook = FollowedSpan;
+
+    #[inline]
+    fn child(&self, context: &Snapshot) -> Option<FollowedSpan> {
+        let span = span_to_follow(context);
+        (!span.is_none()).then_some(FollowedSpan {
             span,
             entered: false,
-            // The task's outermost span: nothing it could be nested in.
-            parent: None,
-            checked: true,
-            taken_at: Location::caller(),
-        },
-        guard: std::sync::Arc::default(),
-    };
-    hook.hook.enter();
-    let keep = hook.guard.clone();
-    if let Ok(guard) = crate::try_enter(hook) {
-        *keep
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(guard);
+        })
     }
-    let _ = frame.leave();
 }
 
-/// The hook of [`follow_into`]: a span hook that owns its own registration,
-/// so that it lasts as long as its frame (no code of the task holds a guard
-/// for it). When the frame ends it drops the hook, and the guard with it,
-/// whose removal then finds nothing left to remove.
-#[cfg(tokio_unstable)]
-struct FrameSpan {
-    hook: SpanHook,
-    guard: std::sync::Arc<std::sync::Mutex<Option<HookGuard>>>,
+/// The hook [`FollowSpan`] gives a child: its span, entered while it runs.
+pub(crate) struct FollowedSpan {
+    span: Span,
+    entered: bool,
 }
 
-#[cfg(tokio_unstable)]
-impl Lifecycle for FrameSpan {
+impl Lifecycle for FollowedSpan {
+    #[inline]
     fn on_yield(&mut self) {
-        self.hook.exit();
+        if self.entered {
+            self.entered = false;
+            self.span.with_subscriber(|(id, d)| d.exit(id));
+        }
     }
 
+    #[inline]
     fn on_resume(&mut self) {
-        self.hook.enter();
+        if !self.entered {
+            self.entered = true;
+            self.span.with_subscriber(|(id, d)| d.enter(id));
+        }
+    }
+}
+
+impl Drop for FollowedSpan {
+    fn drop(&mut self) {
+        // Dropped entered, on the thread that ran the child's last step.
+        self.on_yield();
     }
 }
 

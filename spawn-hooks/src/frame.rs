@@ -477,6 +477,20 @@ impl Frame {
         (ext.shared.clone(), id)
     }
 
+    /// Registers `hook` suspended, with no guard: it is resumed with the
+    /// frame's next resume (its first entry) and dropped when the frame
+    /// ends. For a frame that does not move (its `home`).
+    pub(crate) fn add_suspended_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) {
+        let ext = self.ext_mut(home);
+        let id = ext.new_id();
+        ext.hooks.push(HookSlot {
+            id,
+            hook,
+            entered: false,
+            poisoned: false,
+        });
+    }
+
     /// Removes the binding or hook `id`, by identity.
     fn remove(&mut self, id: u64) -> Removed {
         let Some(ext) = self.ext.as_deref_mut() else {

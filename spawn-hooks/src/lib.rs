@@ -78,6 +78,7 @@
 mod error;
 mod frame;
 mod future;
+mod inherit;
 mod lifecycle;
 mod mapping;
 mod snapshot;
@@ -88,6 +89,7 @@ mod variable;
 
 pub use error::BindError;
 pub use future::{isolate, Framed, FutureExt};
+pub use inherit::{register, Hooks, Inherit, Inheritance, Inherited, Registered};
 pub use lifecycle::{enter, try_enter, HookGuard, Lifecycle};
 pub use snapshot::Snapshot;
 pub use task::{CaughtPanic, TaskFrame};

@@ -21,6 +21,7 @@ use std::mem;
 use std::ptr;
 
 use crate::frame::{self, Frame, FramePtr, Leave};
+use crate::lifecycle::Lifecycle;
 use crate::snapshot::Snapshot;
 use crate::sync::{AtomicBool, Ordering};
 
@@ -158,6 +159,18 @@ impl TaskFrame {
             prev: not_entered(),
             claimed: AtomicBool::new(false),
         }))
+    }
+
+    /// A frame that starts from `snapshot` with `hook` registered in it,
+    /// suspended: resumed at the frame's first entry, before anything the
+    /// task registers, and dropped (entered) when the frame ends. What
+    /// [`Inheritance::task_frame`](crate::Inheritance::task_frame) makes.
+    pub(crate) fn with_hook(snapshot: Snapshot, hook: Box<dyn Lifecycle>) -> TaskFrame {
+        let task = TaskFrame::new(snapshot);
+        let frame = &task.0.frame;
+        // The frame is in its box, where it stays: its address is its home.
+        frame.borrow_mut().add_suspended_hook(frame, hook);
+        task
     }
 
     /// Whether the frame is entered (between [`enter`](TaskFrame::enter) or
