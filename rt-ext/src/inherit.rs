@@ -16,8 +16,15 @@ use spawn_hooks::{Framed, Inherit, Inheritance, Inherited};
 /// [`crate::inheritors`]).
 pub(crate) type Inheritors = crate::inheritors::All;
 
-/// A future made ready to spawn by [`future`].
-pub(crate) type Spawned<F> = Inherited<Framed<F>, <Inheritors as Inherit>::Hook>;
+/// The hook a spawned child inherits.
+pub(crate) type Hook = <Inheritors as Inherit>::Hook;
+
+/// A future made ready to spawn by [`future`]: its frame, and the hook the
+/// inheritors gave it, if any. Spawn it with [`spawn_each!`]: the frame
+/// alone when there is no hook (the common case, spawned as the same task
+/// type a bare framed future is, at the same cost), or with the hook around
+/// it.
+pub(crate) type Spawned<F> = (Framed<F>, Option<Hook>);
 
 /// What a spawn made now passes to its child.
 #[inline]
@@ -29,8 +36,33 @@ pub(crate) fn capture() -> Inheritance<Inheritors> {
 /// from the spawner's context as it is now, inside what it inherits.
 #[inline]
 pub(crate) fn future<F: Future>(future: F) -> Spawned<F> {
+    capture().scope_and_hook(future)
+}
+
+/// [`future`] as one type, for the places that cannot take either shape
+/// (a `block_on`, whose future runs once per call).
+#[inline]
+pub(crate) fn future_wrapped<F: Future>(future: F) -> Inherited<Framed<F>, Hook> {
     capture().scope(future)
 }
+
+/// Spawns a [`Spawned`] future with `$spawn`, an expression of `$f`, written
+/// once and compiled for each shape the future may have.
+macro_rules! spawn_each {
+    ($spawned:expr, |$f:ident| $spawn:expr) => {
+        match $spawned {
+            (framed, None) => {
+                let $f = framed;
+                $spawn
+            }
+            (framed, Some(hook)) => {
+                let $f = ::spawn_hooks::Inherited::new(framed, hook);
+                $spawn
+            }
+        }
+    };
+}
+pub(crate) use spawn_each;
 
 /// Held around the tokio spawn of a future wrapped by [`future`]: in
 /// runtime-hook mode, the spawn hook that tokio runs inside that spawn gives

@@ -5,31 +5,45 @@
 //!
 //! Composed statically: a built-in inheritor's hook is stored in the spawned
 //! future and called directly on each poll, with no allocation and no
-//! dynamic call; one that is compiled out is `()`, which costs nothing.
+//! dynamic call; one whose feature is off is not there at all.
 
 use spawn_hooks::Registered;
 
-#[cfg(feature = "tracing")]
-type Spans = crate::tracing::FollowSpan;
-#[cfg(feature = "tracing")]
-const SPANS: Spans = crate::tracing::FollowSpan;
-#[cfg(not(feature = "tracing"))]
-type Spans = ();
-#[cfg(not(feature = "tracing"))]
-const SPANS: Spans = ();
-
-#[cfg(feature = "opentelemetry")]
-type Otel = crate::otel::FollowContext;
-#[cfg(feature = "opentelemetry")]
-const OTEL: Otel = crate::otel::FollowContext;
-#[cfg(not(feature = "opentelemetry"))]
-type Otel = ();
-#[cfg(not(feature = "opentelemetry"))]
-const OTEL: Otel = ();
+// One alias per combination of features rather than `()` in the place of a
+// feature that is off: each `()` would still add a flag to every spawned
+// future, and moving a bigger future costs a spawn instructions.
 
 /// Every inheritor, in the order their hooks resume: the span first (the
 /// outermost), then the OpenTelemetry context, then registered ones.
-pub(crate) type All = (Spans, (Otel, Registered));
-
+#[cfg(all(feature = "tracing", feature = "opentelemetry"))]
+pub(crate) type All = (
+    crate::tracing::FollowSpan,
+    (crate::otel::FollowContext, Registered),
+);
 /// The value of [`All`].
-pub(crate) static ALL: All = (SPANS, (OTEL, Registered));
+#[cfg(all(feature = "tracing", feature = "opentelemetry"))]
+pub(crate) static ALL: All = (
+    crate::tracing::FollowSpan,
+    (crate::otel::FollowContext, Registered),
+);
+
+/// Every inheritor: the span first (the outermost), then registered ones.
+#[cfg(all(feature = "tracing", not(feature = "opentelemetry")))]
+pub(crate) type All = (crate::tracing::FollowSpan, Registered);
+/// The value of [`All`].
+#[cfg(all(feature = "tracing", not(feature = "opentelemetry")))]
+pub(crate) static ALL: All = (crate::tracing::FollowSpan, Registered);
+
+/// Every inheritor: the OpenTelemetry context first, then registered ones.
+#[cfg(all(not(feature = "tracing"), feature = "opentelemetry"))]
+pub(crate) type All = (crate::otel::FollowContext, Registered);
+/// The value of [`All`].
+#[cfg(all(not(feature = "tracing"), feature = "opentelemetry"))]
+pub(crate) static ALL: All = (crate::otel::FollowContext, Registered);
+
+/// Every inheritor: those registered at run time.
+#[cfg(not(any(feature = "tracing", feature = "opentelemetry")))]
+pub(crate) type All = Registered;
+/// The value of [`All`].
+#[cfg(not(any(feature = "tracing", feature = "opentelemetry")))]
+pub(crate) static ALL: All = Registered;

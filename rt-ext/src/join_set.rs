@@ -308,7 +308,7 @@ impl<T: 'static> JoinSet<T> {
     {
         let task = inherit::future(task);
         let _framed = inherit::FramedSpawn::start();
-        self.inner.spawn(task)
+        inherit::spawn_each!(task, |t| self.inner.spawn(t))
     }
 
     /// Spawns a task into the set on `handle`'s runtime, in the caller's
@@ -332,7 +332,7 @@ impl<T: 'static> JoinSet<T> {
     {
         let task = inherit::future(task);
         let _framed = inherit::FramedSpawn::start();
-        self.inner.spawn_on(task, handle)
+        inherit::spawn_each!(task, |t| self.inner.spawn_on(t, handle))
     }
 
     /// Spawns a `!Send` task into the set on the current `LocalSet`, in the
@@ -356,7 +356,7 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.inner.spawn_local(inherit::future(task))
+        inherit::spawn_each!(inherit::future(task), |t| self.inner.spawn_local(t))
     }
 
     /// Spawns a `!Send` task into the set on `local_set`, in the caller's
@@ -378,7 +378,9 @@ impl<T: 'static> JoinSet<T> {
     where
         F: Future<Output = T> + 'static,
     {
-        self.inner.spawn_local_on(inherit::future(task), local_set)
+        inherit::spawn_each!(inherit::future(task), |t| self
+            .inner
+            .spawn_local_on(t, local_set))
     }
 
     /// Runs a blocking closure on the blocking pool as a task of the set, in

@@ -76,7 +76,7 @@ impl LocalSet {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.spawn_local(inherit::future(future))
+        inherit::spawn_each!(inherit::future(future), |f| self.inner.spawn_local(f))
     }
 
     /// Runs `future`, and the set's tasks meanwhile, until `future` completes.
@@ -97,7 +97,7 @@ impl LocalSet {
     where
         F: Future + 'a,
     {
-        isolate(self.inner.run_until(inherit::future(future)))
+        isolate(self.inner.run_until(inherit::future_wrapped(future)))
     }
 
     /// Runs `future` on `rt`, and the set's tasks meanwhile, until `future`

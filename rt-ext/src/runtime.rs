@@ -551,7 +551,10 @@ impl Runtime {
     /// ```
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        let future = self.handle.settings.apply(|| inherit::future(future));
+        let future = self
+            .handle
+            .settings
+            .apply(|| inherit::future_wrapped(future));
         self.inner.block_on(future)
     }
 
@@ -1031,7 +1034,7 @@ impl Handle {
     {
         let future = self.settings.apply(|| inherit::future(future));
         let _framed = inherit::FramedSpawn::start();
-        self.inner.spawn(future)
+        inherit::spawn_each!(future, |f| self.inner.spawn(f))
     }
 
     /// Runs a blocking closure on the runtime's blocking pool, in the
@@ -1077,7 +1080,7 @@ impl Handle {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.inner
-            .block_on(self.settings.apply(|| inherit::future(future)))
+            .block_on(self.settings.apply(|| inherit::future_wrapped(future)))
     }
 
     /// Enters the runtime's context (see [`Runtime::enter`]).

@@ -34,9 +34,24 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let future = inherit::future(future);
+    match inherit::future(future) {
+        (framed, None) => {
+            let _framed = inherit::FramedSpawn::start();
+            tokio::spawn(framed)
+        }
+        (framed, Some(hook)) => spawn_inheriting(framed, hook),
+    }
+}
+
+#[track_caller]
+#[inline(never)]
+fn spawn_inheriting<F>(framed: spawn_hooks::Framed<F>, hook: inherit::Hook) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let _framed = inherit::FramedSpawn::start();
-    tokio::spawn(future)
+    tokio::spawn(spawn_hooks::Inherited::new(framed, hook))
 }
 
 /// Runs a blocking closure on tokio's blocking pool, in the spawner's context,
@@ -93,7 +108,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    tokio::task::spawn_local(inherit::future(future))
+    inherit::spawn_each!(inherit::future(future), |f| tokio::task::spawn_local(f))
 }
 
 /// Runs `f` outside the current context: in an empty one, and (with the
@@ -185,5 +200,5 @@ where
 {
     let future = detached(|| inherit::future(future));
     let _framed = inherit::FramedSpawn::start();
-    tokio::spawn(future)
+    inherit::spawn_each!(future, |f| tokio::spawn(f))
 }

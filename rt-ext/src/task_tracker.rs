@@ -146,7 +146,7 @@ impl TaskTracker {
     {
         let task = inherit::future(task);
         let _framed = inherit::FramedSpawn::start();
-        self.inner.spawn(task)
+        inherit::spawn_each!(task, |t| self.inner.spawn(t))
     }
 
     /// Spawns a tracked task on `handle`'s runtime, in the caller's context.
@@ -169,7 +169,7 @@ impl TaskTracker {
     {
         let task = inherit::future(task);
         let _framed = inherit::FramedSpawn::start();
-        self.inner.spawn_on(task, handle)
+        inherit::spawn_each!(task, |t| self.inner.spawn_on(t, handle))
     }
 
     /// Spawns a tracked `!Send` task on the current `LocalSet`, in the
@@ -195,7 +195,7 @@ impl TaskTracker {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.spawn_local(inherit::future(task))
+        inherit::spawn_each!(inherit::future(task), |t| self.inner.spawn_local(t))
     }
 
     /// Spawns a tracked `!Send` task on `local_set`, in the caller's context.
@@ -217,7 +217,9 @@ impl TaskTracker {
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.inner.spawn_local_on(inherit::future(task), local_set)
+        inherit::spawn_each!(inherit::future(task), |t| self
+            .inner
+            .spawn_local_on(t, local_set))
     }
 
     /// Runs a tracked blocking closure in the caller's context.

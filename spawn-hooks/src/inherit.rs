@@ -49,6 +49,12 @@ use crate::task::TaskFrame;
 /// Tuples of inheritors are inheritors (each asked in order, their hooks
 /// resumed in that order and yielded in reverse), and so is `()` (nothing).
 ///
+/// A child's hook that panics is dropped at once (all that the child
+/// inherited: it is one hook) and the panic goes on from the child's poll;
+/// if the thread is already unwinding (a child polled or dropped from a
+/// destructor), the panic is discarded instead of aborting the process, and
+/// the child goes on without the hook.
+///
 /// # Examples
 ///
 /// A per-thread "tenant" setting that spawned work keeps:
@@ -253,13 +259,15 @@ impl Inherit for Registered {
 fn registered_hooks(context: &Snapshot) -> Option<Hooks> {
     let list = REGISTERED.read().unwrap_or_else(PoisonError::into_inner);
     let hooks: Vec<_> = list.iter().filter_map(|i| i.child_boxed(context)).collect();
-    (!hooks.is_empty()).then_some(Hooks(hooks))
+    (!hooks.is_empty()).then(|| Hooks(hooks.into_boxed_slice()))
 }
 
 /// The hooks that registered inheritors gave one child: resumed in
 /// registration order, yielded in reverse. A hook that panics is dropped at
-/// once (the others still run) and the first panic goes on from the call.
-pub struct Hooks(Vec<Box<dyn Lifecycle>>);
+/// once, the others are still called (so that none is dropped half done),
+/// and the first panic goes on from the call; as the child's inherited hook
+/// is one hook, the child's poll then drops them all.
+pub struct Hooks(Box<[Box<dyn Lifecycle>]>);
 
 impl Hooks {
     fn each(&mut self, yielding: bool) {
@@ -281,7 +289,9 @@ impl Hooks {
                 // place `k`; yielding, the next is `k - 1`, which is where
                 // `i` points in the shorter list.
                 Err(p) => {
-                    let gone = self.0.remove(k);
+                    let mut list = std::mem::take(&mut self.0).into_vec();
+                    let gone = list.remove(k);
+                    self.0 = list.into_boxed_slice();
                     let _ = catch_unwind(AssertUnwindSafe(move || drop(gone)));
                     first.get_or_insert(p);
                 }
@@ -408,6 +418,29 @@ impl<I: Inherit> Inheritance<I> {
         }
     }
 
+    /// The child's frame (as [`scope`](Inheritance::scope) makes it) and its
+    /// hook, apart: for a spawn that spawns the bare [`Framed`] future when
+    /// there is no hook (the common case, at the cost of a framed future and
+    /// nothing more), and wraps it with [`Inherited::new`] when there is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{Inheritance, Inherited};
+    /// # futures::executor::block_on(async {
+    /// let out = match Inheritance::capture(&()).scope_and_hook(async { 3 }) {
+    ///     (framed, None) => framed.await,
+    ///     (framed, Some(hook)) => Inherited::new(framed, hook).await,
+    /// };
+    /// assert_eq!(out, 3);
+    /// # });
+    /// ```
+    #[inline]
+    pub fn scope_and_hook<F: Future>(self, fut: F) -> (Framed<F>, Option<I::Hook>) {
+        (Framed::given(self.snapshot.into_mapping(), fut), self.hook)
+    }
+
     /// Runs `f` in a frame that starts from the captured context, with the
     /// child's hook resumed around it, then dropped (entered), even if `f`
     /// panics.
@@ -515,6 +548,26 @@ pin_project! {
 }
 
 impl<F, H: Lifecycle> Inherited<F, H> {
+    /// `future` (normally a child's [`Framed`] future) with `hook` around
+    /// it, suspended until the first poll.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use spawn_hooks as rt_ext;
+    /// use rt_ext::{FutureExt, Inherited};
+    /// # futures::executor::block_on(async {
+    /// let child = Inherited::new(async { 2 }.frame(), ());
+    /// assert_eq!(child.await, 2);
+    /// # });
+    /// ```
+    pub fn new(future: F, hook: H) -> Inherited<F, H> {
+        Inherited {
+            future,
+            hook: Some(hook),
+        }
+    }
+
     /// The wrapped future.
     ///
     /// # Examples

@@ -46,6 +46,7 @@ impl Snapshot {
     /// let snap = ID.sync_scope(5, Snapshot::capture);
     /// assert_eq!(snap.get(&ID), Some(5));
     /// ```
+    #[inline]
     pub fn capture() -> Snapshot {
         Snapshot {
             mapping: frame::current_mapping(),

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use spawn_hooks::{enter, FutureExt, Lifecycle, Snapshot, Variable};
+use spawn_hooks::{enter, FutureExt, Inherit, Inheritance, Lifecycle, Snapshot, Variable};
 use support::{poll_once, yield_once};
 
 static V: Variable<u32> = Variable::new("v");
@@ -230,4 +230,74 @@ fn a_future_and_its_hook_both_panicking_in_drop_after_ready_do_not_abort() {
             assert!(Snapshot::capture().is_empty());
         },
     );
+}
+
+// ===== inherited hooks (a spawn's child hook) =====
+
+/// Gives each child a [`Hook`] that panics on resume (and on drop, if told).
+struct GivesPanicking {
+    log: Log,
+    panic_on_drop: bool,
+}
+
+impl Inherit for GivesPanicking {
+    type Hook = Hook;
+
+    fn child(&self, _: &Snapshot) -> Option<Hook> {
+        let hook = Hook::new(&self.log).panicking_on_resume();
+        Some(if self.panic_on_drop {
+            hook.panicking_on_drop()
+        } else {
+            hook
+        })
+    }
+}
+
+#[test]
+fn an_inherited_hook_panicking_while_the_thread_unwinds_does_not_abort() {
+    in_child(
+        "an_inherited_hook_panicking_while_the_thread_unwinds_does_not_abort",
+        || {
+            for panic_on_drop in [false, true] {
+                let log = Log::default();
+                let gives = GivesPanicking {
+                    log: log.clone(),
+                    panic_on_drop,
+                };
+                let l = log.clone();
+                // Polled for the first time from a destructor, during a panic.
+                let child: Pin<Box<dyn Future<Output = ()>>> =
+                    Box::pin(Inheritance::capture(&gives).scope(async move {
+                        l.lock().unwrap().push("body ran".into());
+                    }));
+                let outer = catch_unwind(AssertUnwindSafe(|| {
+                    let _d = PollOnDrop(Some(child));
+                    panic!("outer");
+                }));
+                assert!(outer.is_err());
+                // The hook's panics are discarded, the hook dropped, and the
+                // poll went on without it.
+                assert_eq!(
+                    *log.lock().unwrap(),
+                    ["resume v=None", "drop v=None", "body ran"]
+                );
+            }
+        },
+    );
+}
+
+#[test]
+fn an_inherited_hook_panicking_outside_unwinding_panics_the_poll() {
+    let log = Log::default();
+    let gives = GivesPanicking {
+        log: log.clone(),
+        panic_on_drop: false,
+    };
+    let mut child = Box::pin(Inheritance::capture(&gives).scope(async {}));
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(child.as_mut()))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"hook: on_resume"));
+    assert_eq!(*log.lock().unwrap(), ["resume v=None", "drop v=None"]);
+    // Gone with its panic: nothing is called again when the child drops.
+    drop(child);
+    assert_eq!(log.lock().unwrap().len(), 2);
 }
