@@ -4,10 +4,19 @@
 # and tear-down cancel out.
 
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
-cargo build -q --profile bench -p benches --bin icount ${ICOUNT_FEATURES:+--features "$ICOUNT_FEATURES"}
-icount_bin="${CARGO_TARGET_DIR:-target}/release/icount"
 icount_out=$(mktemp -d)
 trap 'rm -rf "$icount_out"' EXIT
+
+# Builds `icount` with the features in $ICOUNT_FEATURES and counts with a copy
+# of it from then on: a later build with other features (icount.sh's second
+# pass) replaces the binary in the target dir, not the copy being counted.
+icount_build() {
+    local features=${ICOUNT_FEATURES:-}
+    cargo build -q --profile bench -p benches --bin icount ${features:+--features "$features"}
+    icount_bin="$icount_out/icount${features:+-$features}"
+    cp "${CARGO_TARGET_DIR:-target}/release/icount" "$icount_bin"
+}
+icount_build
 
 # Total instructions of `icount OP COUNT`.
 icount_total() {

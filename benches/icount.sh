@@ -5,7 +5,10 @@
 # instruction on one build, unlike timings on a shared machine.
 #
 # Usage: benches/icount.sh [N]   (N a multiple of 1000; default 20000)
-# Needs valgrind. Builds with the bench profile into $CARGO_TARGET_DIR.
+# Needs valgrind. Builds with the bench profile into $CARGO_TARGET_DIR, twice:
+# the span rows need the `log-variables` feature, which turns on rt-ext's
+# `tracing` and so changes what every `ctx::spawn` costs; they are counted in
+# a second pass with a build of their own, the other rows without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
@@ -13,17 +16,28 @@ if (( n % 1000 != 0 )); then
     echo "N must be a multiple of 1000" >&2
     exit 2
 fi
+# The first pass is the build without features, whatever the environment says.
+unset ICOUNT_FEATURES
 source benches/icount-lib.sh
 
 declare -A per_op
 ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
-     poll_instrument_none poll_otel poll_dcontext get_task_local get_rtext get_rtext16
+     poll_instrument_none poll_otel poll_dcontext bind_rtext bind_rtext_again
+     bind_task_local get_task_local get_rtext get_rtext16
      get_otel get_dcontext capture_1 capture_256 capture_dcontext10 frame_create
      frame_run poll_frame spawn_tokio
-     spawn_rtext spawn_rtext16 encode_rtext10 decode_rtext10 encode_dcontext10
+     spawn_rtext spawn_rtext1 spawn_rtext16 encode_rtext10 decode_rtext10 encode_dcontext10
      decode_dcontext10 serve_bare serve_frame serve_frame_set)
 printf '| operation | instructions/op |\n|---|---:|\n'
 for op in "${ops[@]}"; do
+    per_op[$op]=$(icount_per_op "$op" "$n")
+    printf '| %s | %s |\n' "$op" "${per_op[$op]}"
+done
+
+ICOUNT_FEATURES=log-variables icount_build
+span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll)
+printf '\n| operation (`log-variables` build) | instructions/op |\n|---|---:|\n'
+for op in "${span_ops[@]}"; do
     per_op[$op]=$(icount_per_op "$op" "$n")
     printf '| %s | %s |\n' "$op" "${per_op[$op]}"
 done
@@ -42,3 +56,9 @@ check "capture 256 / capture 1" capture_256 capture_1 1.05
 check "capture 256 / dcontext capture of 10 keys (<= 1/20)" capture_256 capture_dcontext10 0.05
 check "spawn + join / tokio" spawn_rtext spawn_tokio 1.10
 check "spawn + join, 16 variables / tokio" spawn_rtext16 spawn_tokio 1.10
+check "set + drop in a task's frame / task_local sync_scope" bind_rtext bind_task_local 5
+check "set + drop, another binding held / task_local sync_scope" bind_rtext_again bind_task_local 5
+check "get / task_local with (the 1.5 bound)" get_rtext get_task_local 1.5
+check "spawn + join, 1 variable / tokio" spawn_rtext1 spawn_tokio 1.15
+check "span guard enter + drop / span.enter + drop" span_guard_enter span_enter 2.0
+check "span guard held across yields / Instrument, per poll" span_guard_poll span_instrument_poll 1.10

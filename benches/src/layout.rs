@@ -205,12 +205,35 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        id: "bind_in_task",
+        title: "bind a value in a task's frame (set, then drop the binding; all in one spawned task)",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("task_local", "`task_local!` `sync_scope`, `tokio::spawn`ed task"),
+            ours("rtext_set", "rt-ext `set` + drop, `ctx::spawn`ed task"),
+            ours(
+                "rtext_set_again",
+                "rt-ext `set` + drop, another binding held throughout",
+            ),
+        ],
+    },
+    Group {
         id: "hook",
         title: "enter a hook / span, then drop the guard",
         ops_per_iter: 1.0,
         rows: &[
             peer("tracing_enter", "tracing `Span::enter` + drop, Registry"),
             ours("rtext_enter", "rt-ext `enter` + drop"),
+        ],
+    },
+    #[cfg(feature = "log-variables")]
+    Group {
+        id: "span_enter",
+        title: "enter a span in a `ctx::spawn`ed task, then drop the guard, Registry",
+        ops_per_iter: 1.0,
+        rows: &[
+            peer("tracing_enter", "tracing `Span::enter` + drop"),
+            ours("rtext_guard", "rt-ext `ctx::tracing::enter` + drop"),
         ],
     },
     #[cfg(feature = "log-variables")]
@@ -253,7 +276,7 @@ pub const GROUPS: &[Group] = &[
 ];
 
 /// The timing targets of the issue; the hook-mode one only in a
-/// `--cfg tokio_unstable` build.
+/// `--cfg tokio_unstable` build, the span-guard one only with `log-variables`.
 pub const TARGETS: &[Target] = &[
     Target {
         what: "poll, no binding <= 1.03 x tokio (current-thread)",
@@ -339,5 +362,34 @@ pub const TARGETS: &[Target] = &[
         numerator: "rtext_16",
         denominator: "tokio",
         limit: 1.10,
+    },
+    Target {
+        what: "spawn + join, 1 variable <= 1.15 x tokio",
+        group: "spawn_join",
+        numerator: "rtext_1",
+        denominator: "tokio",
+        limit: 1.15,
+    },
+    Target {
+        what: "set + drop in a task's frame <= 5 x task_local `sync_scope`",
+        group: "bind_in_task",
+        numerator: "rtext_set",
+        denominator: "task_local",
+        limit: 5.0,
+    },
+    Target {
+        what: "set + drop, another binding held, <= 5 x task_local `sync_scope`",
+        group: "bind_in_task",
+        numerator: "rtext_set_again",
+        denominator: "task_local",
+        limit: 5.0,
+    },
+    #[cfg(feature = "log-variables")]
+    Target {
+        what: "span guard enter + drop <= 2 x `Span::enter` + drop",
+        group: "span_enter",
+        numerator: "rtext_guard",
+        denominator: "tracing_enter",
+        limit: 2.0,
     },
 ];

@@ -2,12 +2,14 @@
 //! operation done by rt-ext and by its peers in the same run.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::Context as OtelContext;
 use rt_ext as ctx;
 use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::workload::{
@@ -41,7 +43,10 @@ pub fn all(c: &mut Criterion) {
     propagate(c);
     decode_hostile(c);
     bind(c);
+    bind_in_task(c);
     hook(c);
+    #[cfg(feature = "log-variables")]
+    span_enter(c);
     #[cfg(feature = "log-variables")]
     log_line(c);
     span_across_yields(c);
@@ -68,6 +73,12 @@ fn instrumented_yields(rt: &Runtime) {
             .await
             .unwrap()
     })
+}
+
+/// Runs the task that `spawn` spawns on `rt` and returns what it measured:
+/// for operations timed inside one task, in that task's frame.
+fn timed_in_task(rt: &Runtime, spawn: impl FnOnce() -> JoinHandle<Duration>) -> Duration {
+    rt.block_on(async { spawn().await.expect("a timed task does not fail") })
 }
 
 /// Runs `f` with a tracing Registry as this thread's default subscriber.
@@ -346,6 +357,45 @@ fn bind(c: &mut Criterion) {
     g.finish();
 }
 
+/// `set` + drop in a task's frame, `iters` times in one task (the frame has
+/// had a binding from the second on), with and without another binding held
+/// throughout, against `task_local!`'s `sync_scope` in a `tokio::spawn`ed
+/// task.
+fn bind_in_task(c: &mut Criterion) {
+    let rt = workload::current_thread();
+    let mut g = c.benchmark_group("bind_in_task");
+    g.bench_function("task_local", |b| {
+        b.iter_custom(|iters| {
+            timed_in_task(&rt, || {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        TASK_LOCAL.sync_scope(black_box(i), || black_box(()));
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    });
+    for (id, other) in [("rtext_set", false), ("rtext_set_again", true)] {
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                timed_in_task(&rt, || {
+                    ctx::spawn(async move {
+                        let _other = other.then(|| VARS[1].set(1));
+                        let start = Instant::now();
+                        for i in 0..iters {
+                            drop(black_box(&VARS[0]).set(black_box(i)));
+                        }
+                        start.elapsed()
+                    })
+                })
+            });
+        });
+    }
+    g.finish();
+}
+
 /// A variable none of the snapshots binds.
 const MAX_BOUND: usize = workload::MAX_VARS - 1;
 
@@ -360,6 +410,37 @@ fn hook(c: &mut Criterion) {
     g.bench_function("rtext_enter", |b| {
         ctx::Snapshot::empty().run(|| b.iter(|| drop(ctx::enter(CountingHook::default()))));
     });
+    g.finish();
+}
+
+/// A span entered and its guard dropped in a `ctx::spawn`ed task, Registry:
+/// rt-ext's `ctx::tracing::enter` against tracing's `Span::enter`.
+#[cfg(feature = "log-variables")]
+fn span_enter(c: &mut Criterion) {
+    let rt = workload::current_thread();
+    let mut g = c.benchmark_group("span_enter");
+    for (id, guard) in [("tracing_enter", false), ("rtext_guard", true)] {
+        g.bench_function(id, |b| {
+            with_registry(|| {
+                b.iter_custom(|iters| {
+                    timed_in_task(&rt, || {
+                        ctx::spawn(async move {
+                            let span = tracing::info_span!("bench");
+                            let start = Instant::now();
+                            for _ in 0..iters {
+                                if guard {
+                                    drop(ctx::tracing::enter(black_box(&span)));
+                                } else {
+                                    drop(black_box(&span).enter());
+                                }
+                            }
+                            start.elapsed()
+                        })
+                    })
+                })
+            });
+        });
+    }
     g.finish();
 }
 

@@ -56,6 +56,19 @@ const OPS: &[(&str, &str)] = &[
         "serve_frame_set",
         "behind `FrameLayer`, the handler binding with `set`",
     ),
+    (
+        "bind_rtext",
+        "`Variable::set` + drop of the binding, in a `ctx::spawn`ed task's frame \
+         (no other binding; the frame's bindings list exists from the 2nd on)",
+    ),
+    (
+        "bind_rtext_again",
+        "the same, in a frame that holds another binding throughout",
+    ),
+    (
+        "bind_task_local",
+        "`task_local!` `sync_scope` around a trivial closure, in a `tokio::spawn`ed task",
+    ),
     ("get_task_local", "`task_local!` `with`, bound"),
     ("get_rtext", "`Variable::get`, 1 bound"),
     ("get_rtext16", "`Variable::get`, 16 bound"),
@@ -82,6 +95,10 @@ const OPS: &[(&str, &str)] = &[
         "`ctx::spawn` of a trivial task, 0 variables, and join",
     ),
     (
+        "spawn_rtext1",
+        "`ctx::spawn` of a trivial task, 1 variable, and join",
+    ),
+    (
         "spawn_rtext16",
         "`ctx::spawn` of a trivial task, 16 variables, and join",
     ),
@@ -104,6 +121,16 @@ const OPS: &[(&str, &str)] = &[
         "poll_hook_mode",
         "one poll of a plain `tokio::spawn`ed task on a runtime-hook-mode runtime \
          (needs `--cfg tokio_unstable`)",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_guard_enter",
+        "`ctx::tracing::enter` + drop of the guard, in a `ctx::spawn`ed task, Registry",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_enter",
+        "tracing `Span::enter` + drop, in a `ctx::spawn`ed task, Registry",
     ),
     #[cfg(feature = "log-variables")]
     (
@@ -194,6 +221,28 @@ fn main() {
                 .await
                 .unwrap()
         }),
+        "bind_rtext" | "bind_rtext_again" => {
+            let again = op == "bind_rtext_again";
+            rt.block_on(async {
+                ctx::spawn(async move {
+                    let _other = again.then(|| VARS[1].set(1));
+                    for i in 0..n as u64 {
+                        drop(black_box(&VARS[0]).set(black_box(i)));
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        }
+        "bind_task_local" => rt.block_on(async {
+            tokio::spawn(async move {
+                for i in 0..n as u64 {
+                    TASK_LOCAL.sync_scope(black_box(i), || black_box(()));
+                }
+            })
+            .await
+            .unwrap()
+        }),
         "get_task_local" => TASK_LOCAL.sync_scope(1, || {
             for _ in 0..n {
                 black_box(TASK_LOCAL.with(|v| *black_box(v)));
@@ -262,8 +311,12 @@ fn main() {
                 workload::spawn_join(|| tokio::spawn(async {})).await;
             }
         }),
-        "spawn_rtext" | "spawn_rtext16" => {
-            let vars = if op == "spawn_rtext" { 0 } else { 16 };
+        "spawn_rtext" | "spawn_rtext1" | "spawn_rtext16" => {
+            let vars = match op {
+                "spawn_rtext" => 0,
+                "spawn_rtext1" => 1,
+                _ => 16,
+            };
             rt.block_on(snapshot_with(vars).scope(async {
                 for _ in 0..n / workload::TASKS {
                     workload::spawn_join(|| ctx::spawn(async {})).await;
@@ -347,6 +400,9 @@ fn poll_hook_mode(_: usize, _: bool) {
     std::process::exit(2);
 }
 
+/// `span_guard_enter`: `ctx::tracing::enter` and the guard's drop, N times
+/// in one `ctx::spawn`ed task; `span_enter`: tracing's `Span::enter` and its
+/// guard's drop in the same kind of task (the peer);
 /// `span_guard_poll`: one poll of a `ctx::spawn`ed task that holds a
 /// `ctx::tracing::enter` guard across every yield; `span_instrument_poll`:
 /// the same with tracing's `Instrument` instead (the peer);
@@ -369,6 +425,26 @@ fn span_ops(op: &str, n: usize) {
                     let span = tracing::info_span!("guarded");
                     let _g = ctx::tracing::enter(&span);
                     yield_n(n).await;
+                })
+                .await
+                .unwrap()
+            }),
+            "span_guard_enter" => rt.block_on(async {
+                ctx::spawn(async move {
+                    let span = tracing::info_span!("guarded");
+                    for _ in 0..n {
+                        drop(ctx::tracing::enter(black_box(&span)));
+                    }
+                })
+                .await
+                .unwrap()
+            }),
+            "span_enter" => rt.block_on(async {
+                ctx::spawn(async move {
+                    let span = tracing::info_span!("entered");
+                    for _ in 0..n {
+                        drop(black_box(&span).enter());
+                    }
                 })
                 .await
                 .unwrap()
