@@ -1,5 +1,6 @@
 //! OpenTelemetry (the `opentelemetry` cargo feature): the current
-//! [`Context`] follows every spawn and holds across awaits.
+//! [`Context`] follows every spawn, holds across awaits, and carries rt-ext
+//! variables across process boundaries.
 //!
 //! * Work spawned through any rt-ext spawn path ([`crate::spawn`],
 //!   [`crate::spawn_blocking`], [`crate::spawn_local`], [`crate::JoinSet`],
@@ -13,6 +14,11 @@
 //!   awaits: it is detached whenever the task suspends and attached again
 //!   when it resumes, on whatever worker, and what the task spawns inherits
 //!   it.
+//! * [`Propagator`] (with the `propagation` feature too) is an OpenTelemetry
+//!   [`TextMapPropagator`](opentelemetry::propagation::TextMapPropagator)
+//!   for a [`Codec`](crate::propagation::Codec): beside `traceparent` in a
+//!   composite propagator, it carries rt-ext variables through any
+//!   transport instrumented with OpenTelemetry.
 //!
 //! ```
 //! use opentelemetry::Context;
@@ -344,5 +350,374 @@ pub struct AttachGuard {
 impl fmt::Debug for AttachGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AttachGuard").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "propagation")]
+pub use self::propagator::{received, snapshot, Propagator, Received};
+
+// ===== propagation =====
+
+#[cfg(feature = "propagation")]
+mod propagator {
+    use opentelemetry::baggage::BaggageExt as _;
+    use opentelemetry::propagation::text_map_propagator::FieldIter;
+    use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+    use opentelemetry::Context;
+    use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+    use crate::propagation::{Codec, DecodeError, Skipped};
+    use crate::Snapshot;
+
+    /// The W3C header, as OpenTelemetry's carriers name it.
+    const BAGGAGE: &str = "baggage";
+
+    /// What a baggage key or value may not hold raw: everything outside
+    /// W3C `baggage-octet` (non-ASCII is always encoded), plus `=`.
+    const TEXT: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b',')
+        .add(b';')
+        .add(b'\\')
+        .add(b'%')
+        .add(b'=');
+
+    /// What a member's properties (`;p=1;q`) may not hold raw: their own
+    /// separators stay.
+    const PROPERTIES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b',').add(b'\\').add(b'%');
+
+    /// An OpenTelemetry [`TextMapPropagator`] that carries the variables of
+    /// a [`Codec`] in the W3C `baggage` header, the form of
+    /// [`Codec::inject`] and [`Codec::extract`] (and so of the
+    /// [`ClientLayer`](crate::propagation::ClientLayer) and
+    /// [`ServerLayer`](crate::propagation::ServerLayer)).
+    ///
+    /// Put it in a [`TextMapCompositePropagator`] beside
+    /// `TraceContextPropagator`, and whatever transport is instrumented with
+    /// OpenTelemetry carries rt-ext variables beside `traceparent`.
+    ///
+    /// * **inject** writes the codec's variables of the rt-ext context of
+    ///   `cx`: the [`Snapshot`] that extract stored in it, if any (so a
+    ///   context extracted from one request and injected into another
+    ///   forwards what was received), else the current rt-ext context.
+    /// * **extract** decodes them onto that same rt-ext context (the one
+    ///   stored in the given context, else the current one, as the
+    ///   `ServerLayer` decodes onto the context where the service is
+    ///   called) and stores the result in the returned [`Context`]: read it
+    ///   with [`snapshot`] and run the handler in it
+    ///   ([`Snapshot::scope`]), or the whole report with [`received`].
+    /// * **fields** is `["baggage"]`.
+    ///
+    /// Why the `baggage` header: it is what OpenTelemetry's
+    /// `BaggagePropagator` reads and writes in every language, so a service
+    /// in between that propagates baggage forwards the variables untouched,
+    /// and a client with rt-ext's `ClientLayer` talks to a server with this
+    /// propagator (and the other way round). A value is written as the
+    /// codec writes baggage: a string-like value as that string,
+    /// percent-encoded, anything else as JSON.
+    ///
+    /// **Beside `BaggagePropagator`.** Both write the one `baggage` header,
+    /// and an [`Injector`] can only replace a field, so inject writes the
+    /// [`Baggage`](opentelemetry::baggage::Baggage) of `cx` into it too
+    /// (members under the codec's names are the codec's), within the
+    /// codec's limits. List this propagator *after* `BaggagePropagator`
+    /// (as in `tracecontext,baggage` then this one); listed before, its
+    /// variables are overwritten. Extract leaves OpenTelemetry's baggage to
+    /// `BaggagePropagator`, which reads the codec's members as plain
+    /// baggage too. Without `BaggagePropagator`, inject still writes the
+    /// context's OpenTelemetry baggage, which the other side then does not
+    /// extract.
+    ///
+    /// **Bad input** never panics and never fails the extraction of the
+    /// other propagators: a header over the codec's size or entry limit is
+    /// refused whole (the returned context holds no snapshot, and
+    /// [`Received::error`] says why), a member that cannot be decoded is
+    /// skipped and reported ([`Received::skipped`]) while the others are
+    /// decoded. No `baggage` header: the context is returned as it was.
+    ///
+    /// [`TextMapCompositePropagator`]: opentelemetry::propagation::TextMapCompositePropagator
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator as _};
+    /// use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+    /// use opentelemetry::{Context, SpanId, TraceId};
+    /// use opentelemetry_sdk::propagation::TraceContextPropagator;
+    /// use rt_ext::{self as ctx, propagation::Codec};
+    ///
+    /// static TENANT: ctx::Variable<String> = ctx::Variable::new("tenant");
+    ///
+    /// let propagator = TextMapCompositePropagator::new(vec![
+    ///     Box::new(TraceContextPropagator::new()),
+    ///     Box::new(ctx::otel::Propagator::new(Codec::builder().var(&TENANT).build().unwrap())),
+    /// ]);
+    ///
+    /// // the client: the current span context and the current rt-ext context
+    /// let span = SpanContext::new(
+    ///     TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+    ///     SpanId::from(0x00f067aa0ba902b7),
+    ///     TraceFlags::SAMPLED,
+    ///     true,
+    ///     TraceState::default(),
+    /// );
+    /// let mut headers = HashMap::new();
+    /// TENANT.sync_scope("acme".into(), || {
+    ///     let cx = Context::new().with_remote_span_context(span.clone());
+    ///     propagator.inject_context(&cx, &mut headers);
+    /// });
+    /// assert_eq!(headers["baggage"], "tenant=acme");
+    ///
+    /// // the server
+    /// let cx = propagator.extract(&headers);
+    /// assert_eq!(cx.span().span_context().trace_id(), span.trace_id());
+    /// let received = ctx::otel::snapshot(&cx).unwrap();
+    /// assert_eq!(received.run(|| TENANT.get()).as_deref(), Some("acme"));
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct Propagator {
+        codec: Codec,
+        fields: [String; 1],
+    }
+
+    impl Propagator {
+        /// A propagator of the variables listed in `codec`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use opentelemetry::propagation::TextMapPropagator as _;
+        /// use rt_ext::{otel::Propagator, propagation::Codec};
+        ///
+        /// let propagator = Propagator::new(Codec::builder().scope_chain().build().unwrap());
+        /// assert_eq!(propagator.fields().collect::<Vec<_>>(), ["baggage"]);
+        /// ```
+        pub fn new(codec: Codec) -> Propagator {
+            Propagator {
+                codec,
+                fields: [BAGGAGE.to_owned()],
+            }
+        }
+
+        /// The header: the codec's variables bound in `snapshot`, after the
+        /// members of the context's OpenTelemetry baggage under other
+        /// names, for as many of those as fit in the codec's limits.
+        fn header(&self, cx: &Context, snapshot: &Snapshot) -> String {
+            let ours = self.codec.to_baggage(snapshot);
+            let ours_count = if ours.is_empty() {
+                0
+            } else {
+                ours.split(',').count()
+            };
+            let max_bytes = self.codec.max_bytes();
+            let max_entries = self.codec.max_entries();
+            let mut value = String::new();
+            let mut count = 0;
+            for (key, (text, metadata)) in cx.baggage() {
+                let key = key.as_str().trim();
+                if key.is_empty() || self.codec.lookup(key).is_some() {
+                    continue;
+                }
+                if count + ours_count >= max_entries {
+                    break;
+                }
+                let start = value.len();
+                value.extend(utf8_percent_encode(key, TEXT));
+                value.push('=');
+                value.extend(utf8_percent_encode(text.as_str().trim(), TEXT));
+                let metadata = metadata.as_str().trim();
+                if !metadata.is_empty() {
+                    value.push(';');
+                    value.extend(utf8_percent_encode(metadata, PROPERTIES));
+                }
+                value.push(',');
+                // Foreign members go first, while the header stays in bounds.
+                if value.len() + ours.len() > max_bytes {
+                    value.truncate(start);
+                    continue;
+                }
+                count += 1;
+            }
+            if ours.is_empty() {
+                value.pop(); // the last comma, if any
+            } else {
+                value.push_str(&ours);
+            }
+            value
+        }
+    }
+
+    impl TextMapPropagator for Propagator {
+        fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+            let captured;
+            let snapshot = match snapshot(cx) {
+                Some(stored) => stored,
+                None => {
+                    captured = Snapshot::capture();
+                    &captured
+                }
+            };
+            let header = self.header(cx, snapshot);
+            if !header.is_empty() {
+                injector.set(BAGGAGE, header);
+            }
+        }
+
+        fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+            let Some(parts) = extractor.get_all(BAGGAGE) else {
+                return cx.clone();
+            };
+            let stored = snapshot(cx).cloned();
+            let base = stored.clone().unwrap_or_else(Snapshot::capture);
+            let received = match self.codec.decode_baggage_parts(&base, &parts) {
+                Ok(decoded) => Received {
+                    snapshot: Some(decoded.snapshot),
+                    skipped: decoded.skipped,
+                    error: None,
+                },
+                Err(error) => Received {
+                    snapshot: stored,
+                    skipped: Vec::new(),
+                    error: Some(error),
+                },
+            };
+            cx.with_value(received)
+        }
+
+        fn fields(&self) -> FieldIter<'_> {
+            FieldIter::new(&self.fields)
+        }
+    }
+
+    /// What a [`Propagator`] extracted into a [`Context`]: the decoded
+    /// rt-ext context and the report of what was skipped or refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use opentelemetry::propagation::TextMapPropagator as _;
+    /// use rt_ext::{self as ctx, propagation::Codec};
+    ///
+    /// static ATTEMPT: ctx::Variable<u32> = ctx::Variable::new("attempt");
+    /// let propagator = ctx::otel::Propagator::new(Codec::builder().var(&ATTEMPT).build().unwrap());
+    ///
+    /// let headers = HashMap::from([("baggage".to_string(), "attempt=-1,other=1".to_string())]);
+    /// let cx = propagator.extract(&headers);
+    /// let received = ctx::otel::received(&cx).unwrap();
+    /// assert_eq!(received.snapshot().unwrap().get(&ATTEMPT), None);
+    /// assert_eq!(received.skipped().len(), 2); // `attempt` is no u32, `other` unknown
+    /// assert!(received.error().is_none());
+    /// ```
+    #[derive(Clone, Debug)]
+    pub struct Received {
+        snapshot: Option<Snapshot>,
+        skipped: Vec<Skipped>,
+        error: Option<DecodeError>,
+    }
+
+    impl Received {
+        /// The decoded rt-ext context; `None` if the header was refused
+        /// whole (and no earlier extraction had stored one).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::collections::HashMap;
+        /// use opentelemetry::propagation::TextMapPropagator as _;
+        /// use rt_ext::{self as ctx, propagation::Codec};
+        ///
+        /// static TENANT: ctx::Variable<String> = ctx::Variable::new("tenant");
+        /// let propagator = ctx::otel::Propagator::new(Codec::builder().var(&TENANT).build().unwrap());
+        /// let headers = HashMap::from([("baggage".to_string(), "tenant=acme".to_string())]);
+        /// let cx = propagator.extract(&headers);
+        /// let snapshot = ctx::otel::received(&cx).unwrap().snapshot().unwrap();
+        /// assert_eq!(snapshot.get(&TENANT).as_deref(), Some("acme"));
+        /// ```
+        pub fn snapshot(&self) -> Option<&Snapshot> {
+            self.snapshot.as_ref()
+        }
+
+        /// The members skipped: not `key=value`, unknown to the codec,
+        /// corrupt or mistyped, of an unreadable version, duplicated.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::collections::HashMap;
+        /// use opentelemetry::propagation::TextMapPropagator as _;
+        /// use rt_ext::{self as ctx, propagation::{Codec, SkipReason}};
+        ///
+        /// let propagator = ctx::otel::Propagator::new(Codec::builder().build().unwrap());
+        /// let headers = HashMap::from([("baggage".to_string(), "userId=alice".to_string())]);
+        /// let cx = propagator.extract(&headers);
+        /// let skipped = ctx::otel::received(&cx).unwrap().skipped();
+        /// assert_eq!(skipped[0].name(), Some("userId"));
+        /// assert_eq!(skipped[0].reason(), &SkipReason::Unknown);
+        /// ```
+        pub fn skipped(&self) -> &[Skipped] {
+            &self.skipped
+        }
+
+        /// Why the whole header was refused, if it was: over the codec's
+        /// size or entry limit.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use std::collections::HashMap;
+        /// use opentelemetry::propagation::TextMapPropagator as _;
+        /// use rt_ext::{self as ctx, propagation::{Codec, DecodeError}};
+        ///
+        /// let propagator = ctx::otel::Propagator::new(Codec::builder().build().unwrap());
+        /// let headers = HashMap::from([("baggage".to_string(), "a=1,".repeat(3000))]);
+        /// let cx = propagator.extract(&headers);
+        /// assert!(ctx::otel::snapshot(&cx).is_none());
+        /// let error = ctx::otel::received(&cx).unwrap().error();
+        /// assert!(matches!(error, Some(DecodeError::TooLarge { .. })));
+        /// ```
+        pub fn error(&self) -> Option<&DecodeError> {
+            self.error.as_ref()
+        }
+    }
+
+    /// What a [`Propagator`] extracted into `cx`, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use opentelemetry::Context;
+    /// assert!(rt_ext::otel::received(&Context::new()).is_none());
+    /// ```
+    pub fn received(cx: &Context) -> Option<&Received> {
+        cx.get::<Received>()
+    }
+
+    /// The rt-ext context a [`Propagator`] extracted into `cx`, if it did:
+    /// run the request's handler in it ([`Snapshot::scope`]), so that the
+    /// handler and the tasks it spawns see the caller's values.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use opentelemetry::propagation::TextMapPropagator as _;
+    /// use rt_ext::{self as ctx, propagation::Codec};
+    ///
+    /// static TENANT: ctx::Variable<String> = ctx::Variable::new("tenant");
+    /// let propagator = ctx::otel::Propagator::new(Codec::builder().var(&TENANT).build().unwrap());
+    ///
+    /// let headers = HashMap::from([("baggage".to_string(), "tenant=acme".to_string())]);
+    /// let cx = propagator.extract(&headers);
+    /// let received = ctx::otel::snapshot(&cx).cloned().unwrap_or_else(ctx::Snapshot::capture);
+    /// let seen = ctx::Runtime::new().unwrap().block_on(received.scope(async {
+    ///     ctx::spawn(async { TENANT.get() }).await.unwrap()
+    /// }));
+    /// assert_eq!(seen.as_deref(), Some("acme"));
+    /// ```
+    pub fn snapshot(cx: &Context) -> Option<&Snapshot> {
+        received(cx).and_then(Received::snapshot)
     }
 }
