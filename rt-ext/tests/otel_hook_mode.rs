@@ -78,7 +78,7 @@ fn a_plain_tokio_spawn_runs_with_the_spawners_context() {
 fn control_without_frames_for_every_task_a_plain_spawn_sees_no_context() {
     for rt in runtimes(false) {
         assert!(!rt.frames_every_task());
-        let seen = rt.block_on(ctx::spawn(plain_spawns(1))).unwrap();
+        let seen = rt.block_on(async { ctx::spawn(plain_spawns(1)).await.unwrap() });
         assert_eq!(seen, (None, None));
     }
 }
