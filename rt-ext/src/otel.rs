@@ -395,7 +395,8 @@ mod propagator {
     ///
     /// Put it in a [`TextMapCompositePropagator`] beside
     /// `TraceContextPropagator`, and whatever transport is instrumented with
-    /// OpenTelemetry carries rt-ext variables beside `traceparent`.
+    /// OpenTelemetry carries rt-ext variables beside `traceparent`. (It
+    /// needs the `propagation` feature beside `opentelemetry`.)
     ///
     /// * **inject** writes the codec's variables of the rt-ext context of
     ///   `cx`: the [`Snapshot`] that extract stored in it, if any (so a
