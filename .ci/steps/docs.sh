@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-FEATURES="tower,tracing,propagation,test-util"
+FEATURES="tower,tracing,propagation,test-util,opentelemetry"
 
 # Fails naming the item and the page it should be on.
 has() {
@@ -45,6 +45,9 @@ has "$doc/struct.Runtime.html" framed_tasks
 has "$doc/struct.Handle.html" frames_every_task
 mentions "$doc/struct.Builder.html" "--cfg tokio_unstable"
 has "$doc/tower/struct.FrameLayer.html" new
+test -e "$doc/otel/fn.attach.html" && test -e "$doc/otel/fn.try_attach.html" \
+    && test -e "$doc/otel/fn.snapshot.html"
+has "$doc/otel/struct.Propagator.html" new
 # The core's items, re-exported: their examples name rt_ext, never the core.
 for page in struct.Variable struct.Snapshot struct.Binding struct.HookGuard trait.Lifecycle \
     fn.enter fn.try_enter fn.isolate trait.FutureExt struct.Framed struct.TaskFrame struct.BindError; do

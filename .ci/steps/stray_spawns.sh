@@ -33,4 +33,4 @@ fi
 echo "stray spawns: all $flagged stray calls flagged"
 
 CLIPPY_CONF_DIR="$fixture" cargo clippy -p rt-ext --examples --no-deps \
-    --features tower,tracing,propagation -- -D warnings
+    --features tower,tracing,propagation,opentelemetry -- -D warnings

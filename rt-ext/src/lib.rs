@@ -198,7 +198,8 @@ pub use task_tracker::TaskTracker;
     feature = "macros",
     feature = "tower",
     feature = "tracing",
-    feature = "propagation"
+    feature = "propagation",
+    feature = "opentelemetry"
 ))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
