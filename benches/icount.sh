@@ -35,7 +35,8 @@ for op in "${ops[@]}"; do
 done
 
 ICOUNT_FEATURES=log-variables icount_build
-span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll)
+span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll span_spawn
+          span_spawn_none span_follow_poll span_none_poll)
 printf '\n| operation (`log-variables` build) | instructions/op |\n|---|---:|\n'
 for op in "${span_ops[@]}"; do
     per_op[$op]=$(icount_per_op "$op" "$n")

@@ -134,6 +134,26 @@ const OPS: &[(&str, &str)] = &[
     ),
     #[cfg(feature = "log-variables")]
     (
+        "span_spawn",
+        "`ctx::spawn` + join inside an entered span (the child follows it), Registry",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_spawn_none",
+        "`ctx::spawn` + join with the `tracing` feature and no span, Registry",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_follow_poll",
+        "one poll of a `ctx::spawn`ed task that follows its spawner's span, Registry",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_none_poll",
+        "one poll of a `ctx::spawn`ed task with the `tracing` feature and no span",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
         "log_text_plain",
         "one `info!` through the fmt layer (text) into `io::sink`, no request id",
     ),
@@ -465,6 +485,24 @@ fn span_ops(op: &str, n: usize) {
             "span_attr_guard_poll" => {
                 rt.block_on(async { tokio::spawn(attr_ours_guard(n)).await.unwrap() })
             }
+            "span_spawn" => rt.block_on(async {
+                let span = tracing::info_span!("parent");
+                let _e = span.enter();
+                for _ in 0..n / workload::TASKS {
+                    workload::spawn_join(|| ctx::spawn(async {})).await;
+                }
+            }),
+            "span_spawn_none" => rt.block_on(async {
+                for _ in 0..n / workload::TASKS {
+                    workload::spawn_join(|| ctx::spawn(async {})).await;
+                }
+            }),
+            "span_follow_poll" => rt.block_on(async {
+                let span = tracing::info_span!("parent");
+                let _e = span.enter();
+                ctx::spawn(yield_n(n)).await.unwrap()
+            }),
+            "span_none_poll" => rt.block_on(async { ctx::spawn(yield_n(n)).await.unwrap() }),
             "span_current_id" => {
                 let span = tracing::info_span!("current");
                 let _e = span.enter();
