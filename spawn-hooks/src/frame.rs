@@ -1121,7 +1121,7 @@ impl<'a> Entered<'a> {
 
     /// Leaves the frame after a `Pending` poll (step 4): what dropping `self`
     /// does, without the drop glue when nothing panicked.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn suspend(mut self) {
         if self.installed {
             self.installed = false;

@@ -130,6 +130,7 @@ impl<F> Framed<F> {
 impl<F: Future> Future for Framed<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
         // Most polls resume a suspended frame: only the state is checked;

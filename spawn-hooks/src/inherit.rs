@@ -26,6 +26,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::mem;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -495,6 +496,11 @@ impl<I: Inherit> fmt::Debug for Inheritance<I> {
 /// and the panic goes on, unless the thread is already unwinding (a poll
 /// from a destructor): a second panic would abort the process, so it is
 /// discarded and the caller goes on without the hook.
+///
+/// Always through `catch_unwind`: checking `std::thread::panicking()` first
+/// and calling directly otherwise measured 23 instructions more per poll of
+/// a task following a span (the check is a call into the standard library).
+#[inline]
 fn call<L: Lifecycle>(slot: &mut Option<L>, f: fn(&mut L)) {
     let Some(hook) = slot else { return };
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(hook))) {
@@ -595,18 +601,17 @@ impl<F: Future, H: Lifecycle> Future for Inherited<F, H> {
     }
 }
 
+#[inline]
 fn poll_with_hook<F: Future, H: Lifecycle>(
     future: Pin<&mut F>,
     hook: &mut Option<H>,
     cx: &mut Context<'_>,
 ) -> Poll<F::Output> {
     call(hook, H::on_resume);
-    // Yields the hook if the poll unwinds.
-    let mut resumed = Resumed(Some(hook));
+    // Yields the hook if the poll unwinds; forgotten otherwise.
+    let resumed = Resumed(Some(hook));
     let poll = future.poll(cx);
-    let Some(hook) = resumed.0.take() else {
-        unreachable!("taken once")
-    };
+    let hook = resumed.disarm();
     if poll.is_ready() {
         // Finished: dropped entered, now rather than with the task.
         *hook = None;
@@ -618,6 +623,18 @@ fn poll_with_hook<F: Future, H: Lifecycle>(
 
 /// Yields its hook when dropped: on a poll that unwinds.
 struct Resumed<'a, H: Lifecycle>(Option<&'a mut Option<H>>);
+
+impl<'a, H: Lifecycle> Resumed<'a, H> {
+    /// The poll returned: no unwinding to handle. Forgotten rather than
+    /// dropped, which measured 7 instructions per poll less than a `Drop`
+    /// run to find nothing to do.
+    #[inline]
+    fn disarm(mut self) -> &'a mut Option<H> {
+        let hook = self.0.take();
+        mem::forget(self);
+        hook.unwrap_or_else(|| unreachable!("armed once"))
+    }
+}
 
 impl<H: Lifecycle> Drop for Resumed<'_, H> {
     fn drop(&mut self) {
