@@ -26,6 +26,7 @@ all=(
     pending_before_lock
     clear_after_unlock
     settle_all_at_once
+    no_wait
 )
 if [ "$#" -gt 0 ]; then
     mutants=("$@")

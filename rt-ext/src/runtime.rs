@@ -761,19 +761,12 @@ mod hook_config {
             };
             let r = frames.clone();
             // The user's after-poll hook reads the task's frame after the
-            // poll has returned: every poll then claims its frame (see
-            // `Registry::before_poll`).
-            match (self.before_poll.clone(), self.after_poll.is_some()) {
-                (None, false) => {
-                    builder.on_before_task_poll(move |m| r.before_poll::<false>(m.id()))
-                }
-                (None, true) => builder.on_before_task_poll(move |m| r.before_poll::<true>(m.id())),
-                (Some(f), claim) => builder.on_before_task_poll(move |m| {
-                    if claim {
-                        r.before_poll::<true>(m.id());
-                    } else {
-                        r.before_poll::<false>(m.id());
-                    }
+            // poll has returned: it still has it (the frame is this
+            // thread's until our after-poll hook has left it).
+            match self.before_poll.clone() {
+                None => builder.on_before_task_poll(move |m| r.before_poll(m.id())),
+                Some(f) => builder.on_before_task_poll(move |m| {
+                    r.before_poll(m.id());
                     f(m);
                 }),
             };

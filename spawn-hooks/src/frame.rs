@@ -68,158 +68,9 @@ thread_local! {
     // without destructor: reading it is a plain thread-local load, and it
     // stays readable while the thread's other thread-locals are destroyed.
     // (The shim's loom version of the macro unwraps the `const` blocks.)
-    static CURRENT: Current = const {
-        Current {
-            frame: Cell::new(ptr::null()),
-            paired_frame: Cell::new(ptr::null()),
-            paired_prev: Cell::new(ptr::null()),
-            paired_tag: Cell::new(0),
-            paired_flags: Cell::new(0),
-        }
-    };
-    // Paired entries that an inner paired entry on this thread pushed aside
-    // (polls nested in polls: rare).
-    static NESTED: RefCell<Vec<PairedRecord>> = const { RefCell::new(Vec::new()) };
+    static CURRENT: Cell<FramePtr> = const { Cell::new(ptr::null()) };
     // The thread's base frame, for code that runs outside any frame.
     static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
-}
-
-/// The thread's current frame, and the innermost entry made with
-/// `TaskFrame::enter_paired` on the thread (its record lives here, in
-/// thread-local cells, so that the poll path stores nothing to the heap).
-struct Current {
-    /// The current frame, or null for the base frame.
-    frame: Cell<FramePtr>,
-    /// The frame of the innermost paired entry (meaningful while
-    /// `paired_tag` is not 0).
-    paired_frame: Cell<FramePtr>,
-    /// The frame that was current before it.
-    paired_prev: Cell<FramePtr>,
-    /// The executor's tag for it (a task id, never 0), or 0: no paired
-    /// entry on the thread.
-    paired_tag: Cell<u64>,
-    /// [`CLAIMED`] and [`OUTER`]: 0 in the common case, which leaves with
-    /// one check.
-    paired_flags: Cell<u8>,
-}
-
-/// `paired_flags`: the entry's task frame is claimed (see
-/// `task::Inner::claimed`).
-pub(crate) const CLAIMED: u8 = 1;
-/// `paired_flags`: an outer paired entry was pushed to `NESTED` for it.
-const OUTER: u8 = 2;
-
-/// A paired entry pushed aside by an inner one.
-#[derive(Clone, Copy)]
-struct PairedRecord {
-    frame: FramePtr,
-    prev: FramePtr,
-    tag: u64,
-    flags: u8,
-}
-
-/// The innermost paired entry on this thread.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Paired {
-    pub(crate) frame: FramePtr,
-    pub(crate) prev: FramePtr,
-    pub(crate) flags: u8,
-}
-
-/// Records a paired entry of `frame` (just installed over `prev`) with
-/// `tag`, pushing an outer one aside.
-#[inline]
-pub(crate) fn paired_push(frame: FramePtr, prev: FramePtr, tag: u64) {
-    debug_assert_ne!(tag, 0, "a paired entry's tag is never 0");
-    CURRENT.with(|c| {
-        if c.paired_tag.get() != 0 {
-            return push_nested(c, frame, prev, tag);
-        }
-        c.paired_frame.set(frame);
-        c.paired_prev.set(prev);
-        c.paired_tag.set(tag);
-        c.paired_flags.set(0);
-    });
-}
-
-/// `paired_push` inside another paired entry: that one is pushed aside.
-#[cold]
-#[inline(never)]
-fn push_nested(c: &Current, frame: FramePtr, prev: FramePtr, tag: u64) {
-    let record = PairedRecord {
-        frame: c.paired_frame.get(),
-        prev: c.paired_prev.get(),
-        tag: c.paired_tag.get(),
-        flags: c.paired_flags.get(),
-    };
-    let _ = NESTED.try_with(|n| n.borrow_mut().push(record));
-    c.paired_frame.set(frame);
-    c.paired_prev.set(prev);
-    c.paired_tag.set(tag);
-    c.paired_flags.set(OUTER);
-}
-
-/// The innermost paired entry, if it has `tag`.
-#[inline]
-pub(crate) fn paired_top(tag: u64) -> Option<Paired> {
-    CURRENT.with(|c| {
-        (c.paired_tag.get() == tag).then(|| Paired {
-            frame: c.paired_frame.get(),
-            prev: c.paired_prev.get(),
-            flags: c.paired_flags.get(),
-        })
-    })
-}
-
-/// The innermost paired entry, if it is `frame`'s.
-#[inline]
-pub(crate) fn paired_of(frame: FramePtr) -> Option<Paired> {
-    CURRENT.with(|c| {
-        let top = c.paired_frame.get();
-        (c.paired_tag.get() != 0 && ptr::eq(top, frame)).then(|| Paired {
-            frame,
-            prev: c.paired_prev.get(),
-            flags: c.paired_flags.get(),
-        })
-    })
-}
-
-/// Leaves the innermost paired entry `entry` of a frame that was not
-/// claimed and pushed nothing aside: the previous frame becomes current.
-#[inline]
-pub(crate) fn paired_leave_plain(entry: Paired) {
-    debug_assert_eq!(entry.flags, 0);
-    CURRENT.with(|c| {
-        c.frame.set(entry.prev);
-        c.paired_tag.set(0);
-    });
-}
-
-/// Drops the innermost paired entry's record, bringing back the one it
-/// pushed aside.
-pub(crate) fn paired_pop() {
-    CURRENT.with(|c| {
-        if c.paired_flags.get() & OUTER == 0 {
-            c.paired_tag.set(0);
-            return;
-        }
-        match NESTED.try_with(|n| n.borrow_mut().pop()).ok().flatten() {
-            Some(r) => {
-                c.paired_frame.set(r.frame);
-                c.paired_prev.set(r.prev);
-                c.paired_tag.set(r.tag);
-                c.paired_flags.set(r.flags);
-            }
-            None => c.paired_tag.set(0),
-        }
-    });
-}
-
-/// Marks the innermost paired entry claimed (its task frame's claim word is
-/// set by the caller).
-#[inline]
-pub(crate) fn paired_set_claimed() {
-    CURRENT.with(|c| c.paired_flags.set(c.paired_flags.get() | CLAIMED));
 }
 
 /// Calls `f` with the current frame; `None` when it is the base frame and the
@@ -245,13 +96,11 @@ fn current_framed<'a>() -> Option<&'a RefCell<Frame>> {
     // put the previous pointer back: `Entered` borrows its frame for its whole
     // life and uninstalls in `Drop` (it is never leaked while installed);
     // `TaskFrame` boxes its frame and never frees the box while the frame may
-    // be current on some thread (it leaks it instead), except after a paired
-    // entry's poll has returned: the caller of the unsafe `enter_paired`
-    // then guarantees that nothing reads the context on this thread before
-    // `leave_paired` restores the previous pointer, unless the frame is
-    // claimed (and so kept alive). Frames are only ever accessed through
-    // their `RefCell`, so only shared references to one exist, and only on
-    // the thread where it is current.
+    // be current on some thread (it leaks it instead), and a `TaskTable`
+    // frees a frame only once it owns it, which no thread does while the
+    // frame is entered. Frames are only ever accessed through their
+    // `RefCell`, so only shared references to one exist, and only on the
+    // thread where it is current.
     Some(unsafe { &*current })
 }
 
@@ -264,7 +113,7 @@ pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
 /// The current frame's address (null: the base frame).
 #[inline]
 pub(crate) fn current_ptr() -> FramePtr {
-    CURRENT.with(|c| c.frame.get())
+    CURRENT.with(Cell::get)
 }
 
 /// [`is_current`] from an address alone.
@@ -757,7 +606,7 @@ impl Removed {
     }
 }
 
-fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Payload> {
     panic::catch_unwind(AssertUnwindSafe(f))
 }
 
@@ -915,10 +764,6 @@ pub(crate) fn add_hook(
         frame.add_hook(home, hook.take().expect("registered once"))
     })
     .map_err(|e| (e, hook.take().expect("not registered")))?;
-    // A hook registered in a task frame entered with `enter_paired` makes
-    // its leave take the slow path: claim the frame now, before the poll
-    // returns (see `task::Inner::claimed`).
-    crate::TaskFrame::claim_paired();
     Ok(registered)
 }
 
@@ -936,12 +781,8 @@ fn register<R>(
         }
         let registered = f(&mut frame, cell);
         drop(frame);
-        // The frame is entered on this thread: say so to its guards, unless
-        // it is a paired entry (marked only once claimed: an unclaimed one is
-        // left without being read, so it could not be unmarked).
-        if paired_of(cell).is_none() {
-            mark(cell);
-        }
+        // The frame is entered on this thread: say so to its guards.
+        mark(cell);
         Ok(registered)
     });
     done.unwrap_or_else(|| Err(BindError::destroyed(what)))
@@ -982,11 +823,38 @@ fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
     frame.owns(shared).then(|| frame.remove(id))
 }
 
-/// A number that tells the calling thread apart from every other live
-/// thread, never 0: the address of its current-frame cell.
+thread_local! {
+    // This thread's token (see `thread_token`), 0 until first asked for.
+    static TOKEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The last token handed out. A plain `std` atomic in every build: tokens
+/// only tell threads apart; nothing synchronises through this counter.
+static TOKENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A number that tells the calling thread apart from every other thread that
+/// ever ran in the process, never 0. Not an address: a thread-local's address
+/// is reused by threads started after one exits, and a token a dead thread
+/// left in a frame's `Shared::entered_on` must never match a live thread's.
 #[inline]
-fn thread_token() -> usize {
-    CURRENT.with(|c| ptr::from_ref(c) as usize)
+pub(crate) fn thread_token() -> usize {
+    TOKEN
+        .try_with(|t| match t.get() {
+            0 => {
+                let token = new_token();
+                t.set(token);
+                token
+            }
+            token => token,
+        })
+        // A thread whose thread-locals are gone: a token of its own, used
+        // once (it matches no frame's).
+        .unwrap_or_else(|_| new_token())
+}
+
+#[cold]
+fn new_token() -> usize {
+    TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Tells the guards of `frame` (if it has any) that it is entered on this
@@ -1167,14 +1035,7 @@ impl fmt::Debug for Entered<'_> {
 #[inline]
 pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
     mark(frame);
-    install_unmarked(frame)
-}
-
-/// [`install`] for a paired entry, which is marked entered only once claimed
-/// (`TaskFrame::claim_paired`).
-#[inline]
-pub(crate) fn install_unmarked(frame: &RefCell<Frame>) -> FramePtr {
-    CURRENT.with(|c| c.frame.replace(frame))
+    CURRENT.with(|c| c.replace(frame))
 }
 
 /// Step 2, on `frame`, just installed: applies deferred removals and runs
@@ -1186,16 +1047,6 @@ pub(crate) fn resume(frame: &RefCell<Frame>) -> Option<Payload> {
         return resume_current(frame);
     }
     None
-}
-
-/// Whether `frame` has hooks (read as `has_registrations` reads).
-#[inline]
-pub(crate) fn has_hooks(frame: &RefCell<Frame>) -> bool {
-    // SAFETY: as in `has_registrations`.
-    unsafe { &*frame.as_ptr() }
-        .ext
-        .as_deref()
-        .is_some_and(|e| !e.hooks.is_empty())
 }
 
 /// Whether resuming or suspending `frame` has work to do (see
@@ -1271,7 +1122,7 @@ pub(crate) fn restore(prev: FramePtr) {
         let _ = prev;
         ptr::null()
     };
-    CURRENT.with(|c| c.frame.set(prev));
+    CURRENT.with(|c| c.set(prev));
 }
 
 /// [`uninstall`] of a frame with work to do on the way out.

@@ -64,6 +64,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
             if this.future.is_none() {
+                drop_leftovers(this.frame);
                 return;
             }
             // Mutant: a cancelled frame is not entered; its future drops outside it.
@@ -79,8 +80,28 @@ pin_project! {
             let entered = Entered::enter(this.frame, resuming, Leave::End);
             this.future.set(None);
             entered.end();
+            drop_leftovers(this.frame);
         }
     }
+}
+
+/// What an ended frame in which nothing was registered keeps (its starting
+/// mapping, dropped with its owner rather than at its end: see
+/// `frame::uninstall`). Dropped with the `Framed` as any field would be,
+/// except while the thread unwinds: a value's destructor that panics then
+/// would abort the process, so the drop is made here, its panic discarded.
+#[inline]
+fn drop_leftovers(frame: &mut RefCell<Frame>) {
+    if std::thread::panicking() {
+        drop_leftovers_while_unwinding(frame);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_leftovers_while_unwinding(frame: &mut RefCell<Frame>) {
+    let left = mem::take(frame.get_mut());
+    let _ = frame::catch(move || drop(left));
 }
 
 impl<F> Framed<F> {

@@ -12,9 +12,19 @@
 
 #[cfg(not(spawn_hooks_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
     pub(crate) use std::thread_local;
+
+    /// One step of a wait for another thread: a spin first, then a yield.
+    pub(crate) fn backoff(spins: &mut u32) {
+        if *spins < 100 {
+            *spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
 
     /// Makes an `Arc<[T]>` from a vector.
     pub(crate) fn arc_slice<T>(v: Vec<T>) -> Arc<[T]> {
@@ -31,8 +41,14 @@ mod imp {
 
 #[cfg(spawn_hooks_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+    /// One step of a wait for another thread: under loom, a yield, so that
+    /// the model lets the other thread run (a spin would never end).
+    pub(crate) fn backoff(_: &mut u32) {
+        loom::thread::yield_now();
+    }
 
     /// `loom::thread_local!`, also accepting std's `const { ... }`
     /// initializer (loom's macro matches the initializer as an `expr`

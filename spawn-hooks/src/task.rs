@@ -6,24 +6,21 @@
 //! (tokio's task hooks, for example). A `TaskFrame` lets such an executor give
 //! every task a frame without wrapping its future: [`enter`](TaskFrame::enter)
 //! before the poll, [`leave`](TaskFrame::leave) after it, [`end`](TaskFrame::end)
-//! when the task is done.
-//!
-//! An executor that guarantees how its callbacks pair up can use
-//! [`enter_paired`](TaskFrame::enter_paired) and
-//! [`leave_paired`](TaskFrame::leave_paired) instead, which skip the checks.
+//! when the task is done. An executor whose callbacks get only a task id (and
+//! may run the after-poll callback of one poll while the next poll of the
+//! task starts on another thread, as tokio's do) keeps its frames in a
+//! [`TaskTable`](crate::TaskTable) instead.
 //!
 //! None of these methods unwinds: a panic of a hook or of a destructor is
 //! caught and returned, because they run inside the executor's own code.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::mem;
 use std::ptr;
 
 use crate::frame::{self, Frame, FramePtr, Leave};
 use crate::lifecycle::Lifecycle;
 use crate::snapshot::Snapshot;
-use crate::sync::{AtomicBool, Ordering};
 
 /// `Inner::prev` of a frame that is not entered (not polled yet, or left).
 #[inline(always)]
@@ -85,54 +82,33 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// // Its termination callback:
 /// task.end().unwrap();
 /// ```
-pub struct TaskFrame(Box<Inner>);
+pub struct TaskFrame(Option<Box<Inner>>);
 
 /// Boxed: while entered, the thread's current-frame pointer points into the
-/// box, and the `TaskFrame` itself may move. One pointer wide, so an
-/// executor's table of frames stays small.
-struct Inner {
+/// box, and the `TaskFrame` itself may move (a [`TaskTable`] keeps the box
+/// pointer). One pointer wide, so an executor's table of frames stays small.
+///
+/// [`TaskTable`]: crate::TaskTable
+pub(crate) struct Inner {
     /// The task's frame.
     frame: RefCell<Frame>,
     /// While entered: the frame that was current before, to restore.
     /// Otherwise [`not_entered`] or [`ended`]: the state lives in the same
-    /// word, so a poll writes one word here, not a separate state byte (a
-    /// byte store next to it measured several nanoseconds slower per poll).
-    /// A paired entry keeps `not_entered()` here: its record is in a
-    /// thread-local (`frame::paired_push`).
-    prev: FramePtr,
-    /// Set while a thread may still use the frame after its poll returned:
-    /// from a paired entry of a frame that has (or gains) hooks, until the
-    /// end of its `leave_paired`. An executor may start the next poll on
-    /// another thread before that leave has returned (tokio does): the next
-    /// poll waits for this to clear ([`TaskFrame::wait_unclaimed`]). A frame
-    /// without hooks is never claimed: its `leave_paired` reads nothing but
-    /// thread-locals.
-    claimed: AtomicBool,
-}
-
-/// Claims the task frame whose frame is at `frame` (see `Inner::claimed`).
-///
-/// # Safety
-///
-/// `frame` is the frame of a live `TaskFrame`.
-unsafe fn claim(frame: FramePtr) {
-    // SAFETY: the caller's contract; `frame` is the `frame` field of an
-    // `Inner`, from which its `claimed` field is reached.
-    unsafe { &*claim_word(frame) }.store(true, Ordering::Relaxed);
-}
-
-/// The claim word of the task frame whose frame is at `frame`.
-fn claim_word(frame: FramePtr) -> *const AtomicBool {
-    frame
-        .cast::<u8>()
-        .wrapping_sub(mem::offset_of!(Inner, frame))
-        .wrapping_add(mem::offset_of!(Inner, claimed))
-        .cast::<AtomicBool>()
+    /// word, so a poll writes one word here, not a separate state byte.
+    prev: Cell<FramePtr>,
+    /// Under loom: touched by every entry and exit, so that a model reports
+    /// two threads using the frame without the hand-over a `TaskTable`
+    /// orders (the frame itself is in plain cells loom does not see).
+    #[cfg(spawn_hooks_loom)]
+    used: loom::cell::UnsafeCell<()>,
 }
 
 impl Inner {
-    fn is_entered(&self) -> bool {
-        self.prev != not_entered() && self.prev != ended()
+    /// Records a use of the frame by this thread (under loom only).
+    #[inline(always)]
+    fn used(&self) {
+        #[cfg(spawn_hooks_loom)]
+        self.used.with_mut(|_| ());
     }
 }
 
@@ -141,6 +117,89 @@ impl Inner {
 // by `leave` or `end` on the thread where this frame is current (they check
 // that first, and do nothing else otherwise). The frame itself is `Send`.
 unsafe impl Send for Inner {}
+
+/// The result of [`Inner::end`].
+pub(crate) enum Ended {
+    /// Ended (or had ended before); the panic of a hook or destructor, if any.
+    Done(Result<(), CaughtPanic>),
+    /// Entered, but not the calling thread's current frame: it may still be
+    /// current on some thread, and must be leaked, not freed.
+    Stray,
+}
+
+impl Inner {
+    fn new(snapshot: Snapshot) -> Box<Inner> {
+        Box::new(Inner {
+            frame: RefCell::new(Frame::with_mapping(snapshot.into_mapping())),
+            prev: Cell::new(not_entered()),
+            #[cfg(spawn_hooks_loom)]
+            used: loom::cell::UnsafeCell::new(()),
+        })
+    }
+
+    fn is_entered(&self) -> bool {
+        let prev = self.prev.get();
+        prev != not_entered() && prev != ended()
+    }
+
+    /// Before a poll (see [`TaskFrame::enter`]). The caller has the frame to
+    /// itself: `&mut TaskFrame`, or a [`TaskTable`](crate::TaskTable) slot it
+    /// owns.
+    #[inline]
+    pub(crate) fn enter(&self) -> Result<(), CaughtPanic> {
+        self.used();
+        if self.prev.get() != not_entered() {
+            // Entered already, or ended.
+            return Ok(());
+        }
+        self.prev.set(frame::install(&self.frame));
+        // A frame not polled yet has nothing to resume unless it was made
+        // with an inherited hook, which is then resumed here.
+        if frame::has_registrations(&self.frame) {
+            return frame::resume_current(&self.frame).map_or(Ok(()), Err);
+        }
+        Ok(())
+    }
+
+    /// After a poll (see [`TaskFrame::leave`]); does nothing unless the frame
+    /// is entered and the calling thread's current frame.
+    #[inline]
+    pub(crate) fn leave(&self) -> Result<(), CaughtPanic> {
+        self.used();
+        let prev = self.prev.get();
+        // Entered (by `enter`: only `enter` and `end` install the frame, and
+        // only `leave` and `end` remove it) and current on this thread.
+        if prev == not_entered() || prev == ended() || !frame::is_current(&self.frame) {
+            return Ok(());
+        }
+        self.prev.set(not_entered());
+        frame::uninstall(&self.frame, prev, Leave::Suspend).map_or(Ok(()), Err)
+    }
+
+    /// Whether the frame is entered and the calling thread's current frame.
+    pub(crate) fn is_current_here(&self) -> bool {
+        self.is_entered() && frame::is_current(&self.frame)
+    }
+
+    /// When the task is done (see [`TaskFrame::end`]).
+    pub(crate) fn end(&self) -> Ended {
+        self.used();
+        let mut panic = None;
+        let prev = match self.prev.get() {
+            p if p == ended() => return Ended::Done(Ok(())),
+            p if p == not_entered() => {
+                let prev = frame::install(&self.frame);
+                panic = frame::resume(&self.frame);
+                prev
+            }
+            p if frame::is_current(&self.frame) => p,
+            _ => return Ended::Stray,
+        };
+        self.prev.set(ended());
+        let ended = frame::uninstall(&self.frame, prev, Leave::End);
+        Ended::Done(panic.or(ended).map_or(Ok(()), Err))
+    }
+}
 
 impl TaskFrame {
     /// A frame that starts from `snapshot`: normally the spawner's context,
@@ -154,11 +213,16 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn new(snapshot: Snapshot) -> TaskFrame {
-        TaskFrame(Box::new(Inner {
-            frame: RefCell::new(Frame::with_mapping(snapshot.into_mapping())),
-            prev: not_entered(),
-            claimed: AtomicBool::new(false),
-        }))
+        TaskFrame(Some(Inner::new(snapshot)))
+    }
+
+    /// The frame's box: there until [`into_inner`](TaskFrame::into_inner)
+    /// takes it, which consumes the `TaskFrame`.
+    #[inline]
+    fn inner(&self) -> &Inner {
+        self.0
+            .as_deref()
+            .expect("a TaskFrame keeps its box until consumed")
     }
 
     /// A frame that starts from `snapshot` with `hook` registered in it,
@@ -167,15 +231,21 @@ impl TaskFrame {
     /// [`Inheritance::task_frame`](crate::Inheritance::task_frame) makes.
     pub(crate) fn with_hook(snapshot: Snapshot, hook: Box<dyn Lifecycle>) -> TaskFrame {
         let task = TaskFrame::new(snapshot);
-        let frame = &task.0.frame;
+        let frame = &task.inner().frame;
         // The frame is in its box, where it stays: its address is its home.
         frame.borrow_mut().add_suspended_hook(frame, hook);
         task
     }
 
-    /// Whether the frame is entered (between [`enter`](TaskFrame::enter) or
-    /// [`enter_paired`](TaskFrame::enter_paired) and [`leave`](TaskFrame::leave)
-    /// or [`leave_paired`](TaskFrame::leave_paired)).
+    /// The box, for a [`TaskTable`](crate::TaskTable) to keep by pointer.
+    pub(crate) fn into_inner(mut self) -> Box<Inner> {
+        self.0
+            .take()
+            .expect("a TaskFrame keeps its box until consumed")
+    }
+
+    /// Whether the frame is entered (between [`enter`](TaskFrame::enter)
+    /// and [`leave`](TaskFrame::leave)).
     ///
     /// # Examples
     ///
@@ -188,41 +258,7 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn is_entered(&self) -> bool {
-        self.0.is_entered() || frame::paired_of(&self.0.frame).is_some()
-    }
-
-    /// Whether the frame of the `TaskFrame` at `this` is the current frame
-    /// of the calling thread, found without making a reference to the
-    /// `TaskFrame`: for an executor that must tell whether a callback runs
-    /// inside the task's own poll while another thread may still be using
-    /// the frame.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a live `TaskFrame`. Only its box pointer is read,
-    /// which does not change while the `TaskFrame` lives (a frame that `end`
-    /// leaks is swapped for a new box, but only through `&mut TaskFrame`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use spawn_hooks as rt_ext;
-    /// use rt_ext::{Snapshot, TaskFrame};
-    ///
-    /// let mut task = TaskFrame::new(Snapshot::empty());
-    /// // SAFETY: `task` is alive.
-    /// assert!(!unsafe { TaskFrame::is_current_at(&task) });
-    /// task.enter().unwrap();
-    /// // SAFETY: as above.
-    /// assert!(unsafe { TaskFrame::is_current_at(&task) });
-    /// task.leave().unwrap();
-    /// ```
-    #[inline]
-    pub unsafe fn is_current_at(this: *const TaskFrame) -> bool {
-        // SAFETY: the caller's contract.
-        let inner = unsafe { inner_at(this) };
-        // SAFETY: `inner` points into the live box; only an address is made.
-        frame::is_current_ptr(unsafe { ptr::addr_of!((*inner).frame) })
+        self.inner().is_entered()
     }
 
     /// Before a poll: makes the frame current on this thread and, from the
@@ -244,18 +280,7 @@ impl TaskFrame {
     /// ```
     #[inline]
     pub fn enter(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
-        if this.prev != not_entered() || frame::paired_of(&this.frame).is_some() {
-            // Entered already (with `enter` or `enter_paired`), or ended.
-            return Ok(());
-        }
-        this.prev = frame::install(&this.frame);
-        // A frame not polled yet has nothing to resume: its first entry
-        // skips the work as any frame without hooks does.
-        if frame::has_registrations(&this.frame) {
-            return frame::resume_current(&this.frame).map_or(Ok(()), Err);
-        }
-        Ok(())
+        self.inner().enter()
     }
 
     /// After a poll that did not end the task: runs the hooks' `on_yield` and
@@ -278,210 +303,7 @@ impl TaskFrame {
     /// ```
     #[inline]
     pub fn leave(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
-        // Entered with `enter` (a paired entry keeps `not_entered()`, and is
-        // left with `leave_paired`) and current on this thread: only `enter`,
-        // `enter_paired` and `end` install the frame, and only `leave`,
-        // `leave_paired` and `end` remove it (an entered frame that `end`
-        // cannot remove is leaked, never reused).
-        if this.prev == not_entered() || !frame::is_current(&this.frame) {
-            return Ok(());
-        }
-        let prev = mem::replace(&mut this.prev, not_entered());
-        frame::uninstall(&this.frame, prev, Leave::Suspend).map_or(Ok(()), Err)
-    }
-
-    /// Before a poll, for an executor that calls its after-poll callback on
-    /// the polling thread but possibly after the task could already be
-    /// polled again elsewhere (tokio does): waits until no thread is still
-    /// in a `leave_paired` of the frame, makes it current and records the
-    /// entry, with the executor's `tag` (a task id), in a thread-local, so
-    /// that entering stores nothing to the heap (a store to the heap just
-    /// before the poll measured several nanoseconds per poll). From the
-    /// second poll on, hooks resume as with `enter`; a frame that has hooks
-    /// is then claimed until [`leave_paired`](TaskFrame::leave_paired) has
-    /// finished with it. Takes the `TaskFrame` by address: no reference to it
-    /// is made before the wait.
-    ///
-    /// # Safety
-    ///
-    /// - `this` points to a live `TaskFrame` that is not entered, and no
-    ///   thread but one in its `leave_paired` uses it.
-    /// - [`leave_paired`](TaskFrame::leave_paired) with the same `tag`, or
-    ///   [`end`](TaskFrame::end), follows on this thread, after every entry
-    ///   made on this thread since has been left; the `TaskFrame` is not
-    ///   used on another thread before then (except by `wait_unclaimed` and
-    ///   `is_claimed`).
-    /// - `tag` is not 0, and tells this entry apart from any other paired
-    ///   entry open on the thread.
-    /// - Between the return of the poll and `leave_paired`, no code on this
-    ///   thread reads the context unless the entry was claimed with
-    ///   [`claim_paired`](TaskFrame::claim_paired): another thread may
-    ///   already be polling or ending an unclaimed frame then.
-    ///
-    /// # Errors
-    ///
-    /// Returns the panic of a hook, caught, as `enter` does.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use spawn_hooks as rt_ext;
-    /// use rt_ext::{Snapshot, TaskFrame, Variable};
-    ///
-    /// static V: Variable<u32> = Variable::new("v");
-    ///
-    /// let task = V.sync_scope(1, || TaskFrame::new(Snapshot::capture()));
-    /// // SAFETY: alive, not entered, used by nobody else; left below, on
-    /// // this thread, nothing entered between.
-    /// unsafe { TaskFrame::enter_paired(&task, 7) }.unwrap();
-    /// assert_eq!(V.get(), Some(1));
-    /// // SAFETY: entered above with tag 7, on this thread.
-    /// unsafe { TaskFrame::leave_paired(7) }.unwrap();
-    /// assert_eq!(V.get(), None);
-    /// ```
-    #[inline(always)]
-    pub unsafe fn enter_paired(this: *const TaskFrame, tag: u64) -> Result<(), CaughtPanic> {
-        // SAFETY: the caller's contract. Everything below goes through a
-        // shared reference to the `Inner` (its mutable parts are cells and
-        // atomics).
-        let inner = unsafe { &*inner_at(this) };
-        if inner.claimed.load(Ordering::Acquire) {
-            return enter_paired_after_wait(inner, tag);
-        }
-        enter_paired_now(inner, tag)
-    }
-
-    /// Claims the frame of this thread's innermost paired entry until its
-    /// [`leave_paired`](TaskFrame::leave_paired), as a frame with hooks is:
-    /// for an executor that runs code reading the context between the
-    /// return of the poll and `leave_paired` (a user's after-poll callback
-    /// run inside the task's frame), which the next poll of the task on
-    /// another thread, or its end there, must then wait for. Does nothing
-    /// without a paired entry.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use spawn_hooks as rt_ext;
-    /// use rt_ext::{Snapshot, TaskFrame};
-    ///
-    /// let task = TaskFrame::new(Snapshot::empty());
-    /// // SAFETY: alive, not entered, used by nobody else; left below.
-    /// unsafe { TaskFrame::enter_paired(&task, 1) }.unwrap();
-    /// TaskFrame::claim_paired();
-    /// // SAFETY: `task` is alive.
-    /// assert!(unsafe { TaskFrame::is_claimed(&task) });
-    /// // SAFETY: entered above with tag 1, on this thread.
-    /// unsafe { TaskFrame::leave_paired(1) }.unwrap();
-    /// // SAFETY: as above.
-    /// assert!(!unsafe { TaskFrame::is_claimed(&task) });
-    /// ```
-    #[inline]
-    pub fn claim_paired() {
-        if let Some(entry) = frame::paired_of(frame::current_ptr()) {
-            if entry.flags & frame::CLAIMED == 0 {
-                // SAFETY: the innermost paired entry's frame is a live
-                // `TaskFrame`'s, entered on this thread.
-                unsafe { claim(entry.frame) };
-                frame::paired_set_claimed();
-                // Claimed, it is left through `uninstall_slow`, which
-                // unmarks it: its guards may now find it entered here.
-                // SAFETY: as above; the frame is alive and in place.
-                frame::mark(unsafe { &*entry.frame });
-            }
-        }
-    }
-
-    /// After a poll: leaves the innermost paired entry of this thread if it
-    /// has `tag` (a task that ended in its poll has none left): its hooks
-    /// yield, the previous frame becomes current again, and a claimed frame
-    /// is released last. An entry whose frame has no hooks is left without
-    /// reading the frame at all, so another thread may already be polling
-    /// or ending it.
-    ///
-    /// # Safety
-    ///
-    /// The entry with `tag` was made on this thread with `enter_paired`, and
-    /// every entry made on this thread after it has been left.
-    ///
-    /// # Errors
-    ///
-    /// Returns the panic of a hook, caught, as `leave` does.
-    ///
-    /// # Examples
-    ///
-    /// See [`enter_paired`](TaskFrame::enter_paired).
-    #[inline]
-    pub unsafe fn leave_paired(tag: u64) -> Result<(), CaughtPanic> {
-        let Some(entry) = frame::paired_top(tag) else {
-            return Ok(());
-        };
-        debug_assert!(
-            frame::is_current_ptr(entry.frame),
-            "left a frame that is not current"
-        );
-        if entry.flags != 0 {
-            // SAFETY: the caller's contract.
-            return unsafe { leave_paired_slow() };
-        }
-        frame::paired_leave_plain(entry);
-        Ok(())
-    }
-
-    /// Waits until no thread is still in a `leave_paired` of the frame of
-    /// the `TaskFrame` at `this` (spinning briefly, then yielding). Makes no
-    /// reference to the `TaskFrame`.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a live `TaskFrame`.
-    ///
-    /// # Examples
-    ///
-    /// See [`enter_paired`](TaskFrame::enter_paired).
-    #[inline]
-    pub unsafe fn wait_unclaimed(this: *const TaskFrame) {
-        // SAFETY: the caller's contract.
-        let claimed = unsafe { TaskFrame::claim_of(this) };
-        if claimed.load(Ordering::Acquire) {
-            wait_released(claimed);
-        }
-    }
-
-    /// Whether a thread is still in a `leave_paired` of the frame of the
-    /// `TaskFrame` at `this` (see [`wait_unclaimed`](TaskFrame::wait_unclaimed)).
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a live `TaskFrame`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use spawn_hooks as rt_ext;
-    /// let task = rt_ext::TaskFrame::new(rt_ext::Snapshot::empty());
-    /// // SAFETY: `task` is alive.
-    /// assert!(!unsafe { rt_ext::TaskFrame::is_claimed(&task) });
-    /// ```
-    #[inline]
-    pub unsafe fn is_claimed(this: *const TaskFrame) -> bool {
-        // SAFETY: the caller's contract.
-        unsafe { TaskFrame::claim_of(this) }.load(Ordering::Acquire)
-    }
-
-    /// The claim word of the `TaskFrame` at `this`, without a reference to
-    /// the `TaskFrame`.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a live `TaskFrame`; the word lives as long as it.
-    #[inline]
-    unsafe fn claim_of<'a>(this: *const TaskFrame) -> &'a AtomicBool {
-        // SAFETY: the caller's contract.
-        let inner = unsafe { inner_at(this) };
-        // SAFETY: `inner` points into the live box; the word is atomic.
-        unsafe { &*ptr::addr_of!((*inner).claimed) }
+        self.inner().leave()
     }
 
     /// When the task is done (completed, cancelled or dropped): drops what is
@@ -505,147 +327,42 @@ impl TaskFrame {
     /// task.end().expect("nothing panicked");
     /// ```
     pub fn end(&mut self) -> Result<(), CaughtPanic> {
-        let this = &mut *self.0;
-        let mut panic = None;
-        let mut release = false;
-        let prev = if this.prev == ended() {
-            return Ok(());
-        } else if let Some(entry) = frame::paired_of(&this.frame) {
-            // Entered with `enter_paired` on this thread (a task that ends
-            // in its poll): its record goes, its claim after the teardown.
-            frame::paired_pop();
-            release = entry.flags & frame::CLAIMED != 0;
-            entry.prev
-        } else if this.prev == not_entered() {
-            let prev = frame::install(&this.frame);
-            panic = frame::resume(&this.frame);
-            prev
-        } else if frame::is_current(&this.frame) {
-            this.prev
-        } else {
-            let stray = mem::replace(
-                &mut self.0,
-                Box::new(Inner {
-                    frame: RefCell::default(),
-                    prev: ended(),
-                    claimed: AtomicBool::new(false),
-                }),
-            );
-            Box::leak(stray);
+        let Some(inner) = self.0.as_deref() else {
             return Ok(());
         };
-        this.prev = ended();
-        let ended = frame::uninstall(&this.frame, prev, Leave::End);
-        if release {
-            this.claimed.store(false, Ordering::Release);
-        }
-        panic.or(ended).map_or(Ok(()), Err)
-    }
-}
-
-/// The `Inner` of the `TaskFrame` at `this`, without a reference to the
-/// `TaskFrame` (another thread may still be leaving its frame).
-///
-/// # Safety
-///
-/// `this` points to a live `TaskFrame`.
-#[inline(always)]
-unsafe fn inner_at(this: *const TaskFrame) -> *const Inner {
-    // SAFETY: the caller's contract; a `Box<Inner>` is a non-null pointer to
-    // its `Inner`, read here as such (not as a second box). The box pointer
-    // does not change while the `TaskFrame` lives but through `&mut`.
-    unsafe { ptr::addr_of!((*this).0).cast::<*const Inner>().read() }
-}
-
-/// `enter_paired` once the frame is not claimed.
-#[inline(always)]
-fn enter_paired_now(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
-    debug_assert!(!inner.is_entered(), "entered twice");
-    let prev = frame::install_unmarked(&inner.frame);
-    frame::paired_push(&inner.frame, prev, tag);
-    // A frame not polled yet has nothing to resume: its first entry skips
-    // the work as any frame without hooks does.
-    if frame::has_registrations(&inner.frame) {
-        return resume_paired(inner);
-    }
-    Ok(())
-}
-
-/// `enter_paired` of a frame that another thread is still leaving.
-#[cold]
-#[inline(never)]
-fn enter_paired_after_wait(inner: &Inner, tag: u64) -> Result<(), CaughtPanic> {
-    wait_released(&inner.claimed);
-    enter_paired_now(inner, tag)
-}
-
-/// `enter_paired` of a frame with hooks or deferred removals.
-#[cold]
-#[inline(never)]
-fn resume_paired(inner: &Inner) -> Result<(), CaughtPanic> {
-    let resumed = frame::resume_current(&inner.frame);
-    if frame::has_hooks(&inner.frame) {
-        TaskFrame::claim_paired();
-    }
-    resumed.map_or(Ok(()), Err)
-}
-
-/// `leave_paired` of an entry that is claimed or pushed another aside (its
-/// record is the innermost): hooks yield, the record goes, and the claim is
-/// released last, the last use of the frame.
-///
-/// # Safety
-///
-/// As for `leave_paired`, whose checks found the entry.
-#[cold]
-#[inline(never)]
-unsafe fn leave_paired_slow() -> Result<(), CaughtPanic> {
-    let Some(entry) = frame::paired_of(frame::current_ptr()) else {
-        return Ok(());
-    };
-    let claimed = entry.flags & frame::CLAIMED != 0;
-    let yielded = if claimed {
-        // SAFETY: claimed, the frame stays alive and unused elsewhere until
-        // released below.
-        frame::uninstall_slow(unsafe { &*entry.frame }, entry.prev, Leave::Suspend)
-    } else {
-        frame::restore(entry.prev);
-        None
-    };
-    frame::paired_pop();
-    if claimed {
-        // SAFETY: as above.
-        unsafe { &*claim_word(entry.frame) }.store(false, Ordering::Release);
-    }
-    yielded.map_or(Ok(()), Err)
-}
-
-#[cold]
-#[inline(never)]
-fn wait_released(claimed: &AtomicBool) {
-    let mut spins = 0u32;
-    while claimed.load(Ordering::Acquire) {
-        if spins < 100 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
+        match inner.end() {
+            Ended::Done(result) => result,
+            Ended::Stray => {
+                // Gone from this `TaskFrame`, never freed.
+                if let Some(stray) = self.0.take() {
+                    Box::leak(stray);
+                }
+                Ok(())
+            }
         }
     }
 }
 
 impl Drop for TaskFrame {
     /// Ends the frame if the executor did not (a panic of a hook is dropped:
-    /// there is nobody to give it to).
+    /// there is nobody to give it to), then drops what is left of it (its
+    /// starting mapping, which may hold the last reference to a value whose
+    /// destructor panics: caught too).
     fn drop(&mut self) {
         let _ = self.end();
+        if let Some(inner) = self.0.take() {
+            let _ = frame::catch(move || drop(inner));
+        }
     }
 }
 
 impl fmt::Debug for TaskFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TaskFrame");
-        let state = match self.0.prev {
+        let Some(inner) = self.0.as_deref() else {
+            return d.field("state", &"ended").finish();
+        };
+        let state = match inner.prev.get() {
             p if p == not_entered() => "not entered",
             p if p == ended() => "ended",
             _ => "entered",
@@ -653,8 +370,8 @@ impl fmt::Debug for TaskFrame {
         d.field("state", &state);
         // An entered frame may be current on another thread (if the
         // `TaskFrame` was moved there while entered): not read then.
-        if !self.0.is_entered() {
-            d.field("frame", &self.0.frame);
+        if !inner.is_entered() {
+            d.field("frame", &inner.frame);
         }
         d.finish()
     }

@@ -4,11 +4,12 @@
 //! entered, dropped while current): wrong contexts at worst, never a frame
 //! freed while a thread still points to it.
 
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use spawn_hooks::{enter, Lifecycle, Snapshot, TaskFrame, Variable};
+use spawn_hooks::{enter, Lifecycle, Snapshot, TaskFrame, TaskTable, Variable};
 
 static V: Variable<u32> = Variable::new("v");
 
@@ -118,152 +119,217 @@ fn frames_can_be_entered_inside_a_with_callback() {
 
 // ===== enter_paired / leave_paired =====
 
-/// `enter_paired` with `tag`, for the tests below: each leaves (or ends) on
-/// this thread what it enters this way, nested, without moving the task, and
-/// with a tag of its own per open entry.
-fn enter_paired(task: &mut TaskFrame, tag: u64) {
-    // SAFETY: see above; the callers keep the contract.
-    unsafe { TaskFrame::enter_paired(task, tag) }.unwrap();
+// ===== TaskTable: frames by task id, for callbacks that get only the id =====
+
+fn id(n: u64) -> NonZeroU64 {
+    NonZeroU64::new(n).unwrap()
 }
 
-/// `leave_paired` of the entry with `tag`, made by the test on this thread
-/// with every entry made since left.
-fn leave_paired(tag: u64) {
-    // SAFETY: see above; the callers keep the contract.
-    unsafe { TaskFrame::leave_paired(tag) }.unwrap();
+fn table_with(tasks: &[(u64, u32)]) -> TaskTable {
+    let table = TaskTable::new();
+    for &(n, v) in tasks {
+        table.insert(id(n), frame_with(v));
+    }
+    table
 }
 
 #[test]
-fn paired_entries_run_the_protocol_like_enter_and_leave() {
+fn table_entries_run_the_protocol_like_enter_and_leave() {
     let log: Log = Arc::default();
     let _outer = V.set(1);
-    let mut task = frame_with(2);
-    enter_paired(&mut task, 1);
-    assert!(task.is_entered());
+    let table = table_with(&[(7, 2)]);
+    table.enter(id(7)).unwrap();
     assert_eq!(V.get(), Some(2));
     let guard = enter(Hook(log.clone()));
-    leave_paired(1);
-    assert!(!task.is_entered());
+    table.leave(id(7)).unwrap();
     assert_eq!(V.get(), Some(1));
-    enter_paired(&mut task, 1);
+    table.enter(id(7)).unwrap();
     assert_eq!(V.get(), Some(2));
     drop(guard);
-    leave_paired(1);
+    table.leave(id(7)).unwrap();
     assert_eq!(V.get(), Some(1));
     assert_eq!(*log.lock().unwrap(), ["yield", "resume", "drop"]);
+    table.remove(id(7)).unwrap();
+    assert!(table.is_empty());
 }
 
 #[test]
-fn leaving_a_paired_entry_needs_its_tag() {
-    let mut task = frame_with(4);
-    enter_paired(&mut task, 1);
-    leave_paired(2); // not this entry's tag (its task ended, say): nothing
+fn a_table_ignores_ids_it_does_not_hold_and_leaves_not_entered_here() {
+    let table = table_with(&[(1, 4)]);
+    table.enter(id(2)).unwrap(); // unknown: nothing
+    table.leave(id(1)).unwrap(); // not entered: nothing
+    assert_eq!(V.get(), None);
+    table.enter(id(1)).unwrap();
+    table.leave(id(2)).unwrap(); // another id: nothing
     assert_eq!(V.get(), Some(4));
-    leave_paired(1);
+    table.enter(id(1)).unwrap(); // entered here already: nothing
+    table.leave(id(1)).unwrap();
     assert_eq!(V.get(), None);
-    leave_paired(1); // left already: nothing
-    assert_eq!(V.get(), None);
+    table.leave(id(1)).unwrap(); // left already: nothing
+    table.remove(id(3)).unwrap(); // unknown: nothing
+    assert_eq!(table.len(), 1);
 }
 
 #[test]
-fn a_frame_with_hooks_is_claimed_until_its_paired_entry_is_left() {
+fn the_next_poll_on_another_thread_waits_until_this_one_has_left() {
     let log: Log = Arc::default();
-    let mut task = frame_with(5);
-    enter_paired(&mut task, 1);
+    let table = Arc::new(table_with(&[(5, 5)]));
+    table.enter(id(5)).unwrap();
     let _hook = enter(Hook(log.clone()));
-    leave_paired(1);
-    // Released at the end of the leave: the next entry does not wait.
-    enter_paired(&mut task, 1);
-    leave_paired(1);
-
-    // Claimed while entered: another thread's wait returns only once the
-    // entry is left.
-    enter_paired(&mut task, 1);
-    let at = &task as *const TaskFrame as usize;
     let waiting = Arc::new(AtomicBool::new(false));
     let left = Arc::new(AtomicBool::new(false));
-    let waiter = thread::spawn({
-        let (waiting, left) = (waiting.clone(), left.clone());
+    let next_poll = thread::spawn({
+        let (table, waiting, left) = (table.clone(), waiting.clone(), left.clone());
         move || {
-            // SAFETY: `task` outlives this thread (joined below), and only
-            // its claim word is read.
-            assert!(unsafe { TaskFrame::is_claimed(at as *const TaskFrame) });
             waiting.store(true, Ordering::Release);
-            // SAFETY: as above.
-            unsafe { TaskFrame::wait_unclaimed(at as *const TaskFrame) };
-            left.load(Ordering::Acquire)
+            table.enter(id(5)).unwrap();
+            let left_first = left.load(Ordering::Acquire);
+            let seen = V.get();
+            table.leave(id(5)).unwrap();
+            (left_first, seen)
         }
     });
-    // The waiter found the frame claimed and is waiting (or about to).
     while !waiting.load(Ordering::Acquire) {
         thread::yield_now();
     }
     thread::sleep(std::time::Duration::from_millis(20));
+    // Still this thread's: the other one cannot have entered.
+    assert_eq!(V.get(), Some(5));
     left.store(true, Ordering::Release);
-    leave_paired(1);
-    assert!(
-        waiter.join().unwrap(),
-        "the wait returned before the entry was left"
+    table.leave(id(5)).unwrap();
+    assert_eq!(
+        next_poll.join().unwrap(),
+        (true, Some(5)),
+        "the next poll entered before this one had left"
     );
+    // The hook yielded here, resumed and yielded there.
+    assert_eq!(*log.lock().unwrap(), ["yield", "resume", "yield"]);
 }
 
 #[test]
-fn paired_entries_nest_with_each_other_and_with_scoped_frames() {
+fn removing_waits_for_a_leave_elsewhere_and_drops_hooks_entered() {
+    let log: Log = Arc::default();
+    let table = Arc::new(table_with(&[(9, 9)]));
+    table.enter(id(9)).unwrap();
+    let hook = enter(Hook(log.clone()));
+    std::mem::forget(hook); // lives as long as the frame
+    let left = Arc::new(AtomicBool::new(false));
+    let cancel = thread::spawn({
+        let (table, left) = (table.clone(), left.clone());
+        move || {
+            table.remove(id(9)).unwrap();
+            left.load(Ordering::Acquire)
+        }
+    });
+    thread::sleep(std::time::Duration::from_millis(20));
+    left.store(true, Ordering::Release);
+    table.leave(id(9)).unwrap();
+    assert!(cancel.join().unwrap(), "removed before the leave");
+    assert_eq!(*log.lock().unwrap(), ["yield", "resume", "drop"]);
+    assert!(table.is_empty());
+}
+
+#[test]
+fn table_entries_nest_with_each_other_and_with_scoped_frames() {
     let _outer = V.set(1);
-    let mut a = frame_with(10);
-    let mut b = frame_with(20);
-    enter_paired(&mut a, 1);
+    let table = table_with(&[(1, 10), (2, 20)]);
+    table.enter(id(1)).unwrap();
     let inner = Snapshot::empty().run(|| {
-        // A paired entry inside a scoped frame inside a paired entry.
-        enter_paired(&mut b, 2);
+        // A table entry inside a scoped frame inside a table entry.
+        table.enter(id(2)).unwrap();
         let seen = V.get();
-        leave_paired(2);
+        table.leave(id(2)).unwrap();
         (seen, V.get())
     });
     assert_eq!(inner, (Some(20), None));
     assert_eq!(V.get(), Some(10));
-    leave_paired(1);
+    table.leave(id(1)).unwrap();
     assert_eq!(V.get(), Some(1));
 
-    // Directly nested, twice over, then entered again: the saved frames
-    // come back in order each time.
+    // Directly nested, twice over: the saved frames come back in order.
     for _ in 0..2 {
-        enter_paired(&mut a, 1);
-        enter_paired(&mut b, 2);
+        table.enter(id(1)).unwrap();
+        table.enter(id(2)).unwrap();
         assert_eq!(V.get(), Some(20));
-        leave_paired(2);
+        // Out of order: stays entered until left in order.
+        table.leave(id(1)).unwrap();
+        assert_eq!(V.get(), Some(20));
+        table.leave(id(2)).unwrap();
         assert_eq!(V.get(), Some(10));
-        leave_paired(1);
+        table.leave(id(1)).unwrap();
         assert_eq!(V.get(), Some(1));
     }
 }
 
 #[test]
-fn ending_a_paired_entry_restores_the_frames_around_it() {
+fn removing_inside_the_last_poll_restores_the_frames_around_it() {
     let log: Log = Arc::default();
     let _outer = V.set(1);
-    let mut a = frame_with(10);
-    let mut b = frame_with(20);
-    enter_paired(&mut a, 1);
-    enter_paired(&mut b, 2);
+    let table = table_with(&[(1, 10), (2, 20)]);
+    table.enter(id(1)).unwrap();
+    table.enter(id(2)).unwrap();
     let _hook = enter(Hook(log.clone()));
     // The task ends inside its poll (as a completed tokio task does).
-    b.end().unwrap();
+    table.remove(id(2)).unwrap();
     assert_eq!(*log.lock().unwrap(), ["drop"]);
     assert_eq!(V.get(), Some(10));
-    leave_paired(2); // its entry is gone: nothing
+    table.leave(id(2)).unwrap(); // gone: nothing
     assert_eq!(V.get(), Some(10));
-    leave_paired(1);
+    table.leave(id(1)).unwrap();
     assert_eq!(V.get(), Some(1));
+    assert_eq!(table.len(), 1);
 }
 
 #[test]
-fn plain_calls_ignore_a_paired_entry() {
-    let mut task = frame_with(3);
-    enter_paired(&mut task, 1);
-    task.enter().unwrap(); // entered already: nothing
-    task.leave().unwrap(); // not entered with `enter`: nothing
-    assert_eq!(V.get(), Some(3));
-    leave_paired(1);
-    assert_eq!(V.get(), None);
+fn a_stale_frame_under_a_reused_id_is_ended_and_replaced() {
+    let log: Log = Arc::default();
+    let table = table_with(&[(3, 30)]);
+    table.enter(id(3)).unwrap();
+    let hook = enter(Hook(log.clone()));
+    std::mem::forget(hook);
+    table.leave(id(3)).unwrap();
+    table.insert(id(3), frame_with(31));
+    assert_eq!(*log.lock().unwrap(), ["yield", "resume", "drop"]);
+    table.enter(id(3)).unwrap();
+    assert_eq!(V.get(), Some(31));
+    table.leave(id(3)).unwrap();
+    assert_eq!(table.len(), 1);
+}
+
+#[test]
+fn tasks_beyond_the_table_go_to_the_overflow_and_come_back_out() {
+    // Ids whose first places collide (the table has 4096 slots): only two
+    // places per id, the rest overflow.
+    let table = TaskTable::new();
+    let ids: Vec<u64> = (0..8).map(|k| 1 + k * 4096).collect();
+    for (k, &n) in ids.iter().enumerate() {
+        table.insert(id(n), frame_with(k as u32));
+    }
+    assert_eq!(table.len(), ids.len());
+    for (k, &n) in ids.iter().enumerate() {
+        table.enter(id(n)).unwrap();
+        assert_eq!(V.get(), Some(k as u32));
+        table.leave(id(n)).unwrap();
+    }
+    for &n in &ids {
+        table.remove(id(n)).unwrap();
+    }
+    assert!(table.is_empty());
+}
+
+#[test]
+fn dropping_a_table_ends_the_frames_it_still_holds() {
+    let log: Log = Arc::default();
+    let table = table_with(&[(1, 1), (4097, 2), (8193, 3)]);
+    for n in [1, 4097, 8193] {
+        table.enter(id(n)).unwrap();
+        std::mem::forget(enter(Hook(log.clone())));
+        table.leave(id(n)).unwrap();
+    }
+    log.lock().unwrap().clear();
+    drop(table);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["resume", "drop", "resume", "drop", "resume", "drop"]
+    );
 }
