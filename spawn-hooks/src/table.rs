@@ -25,7 +25,9 @@ use std::num::NonZeroU64;
 use std::ptr;
 
 use crate::frame;
-use crate::sync::{backoff, lock, Arc, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{
+    backoff, lock, Arc, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Mutex, Ordering,
+};
 use crate::task::{CaughtPanic, Ended, Inner, TaskFrame};
 
 /// Slots of the table: a power of two (each three words: 96 KiB).
@@ -46,11 +48,13 @@ struct Slot {
     /// 0 (free) or the id of the task whose frame is in `frame`. Changed
     /// only by the slot's owner.
     id: AtomicU64,
-    /// The [thread token](frame::thread_token) of the thread that has the
-    /// slot to itself, or 0. Taken by a compare-and-swap from 0 (Acquire),
-    /// given back by storing 0 (Release): whatever the owner did to the
-    /// frame happens before the next owner looks at it.
-    owner: AtomicUsize,
+    /// Whether a thread has the slot to itself: taken by a compare-and-swap
+    /// from false (Acquire), given back by storing false (Release), so that
+    /// whatever the owner did to the frame happens before the next owner
+    /// looks at it. The owner is the thread whose current frame the slot's
+    /// frame is, from its entry to its leave (see `is_current_here`), or a
+    /// thread inserting or removing the task.
+    owner: AtomicBool,
     /// The task's frame (a `Box<Inner>` made into a pointer) while `id` is
     /// not 0, else null. Changed only by the slot's owner.
     frame: AtomicPtr<Inner>,
@@ -60,37 +64,42 @@ impl Slot {
     fn new() -> Slot {
         Slot {
             id: AtomicU64::new(0),
-            owner: AtomicUsize::new(0),
+            owner: AtomicBool::new(false),
             frame: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
     /// Takes the slot for this thread, waiting while another thread has it.
-    /// Returns false if this thread has it already.
-    #[inline]
-    fn own(&self, me: usize) -> bool {
+    /// Returns false if this thread has it already: its frame is this
+    /// thread's current frame. (A thread that has the slot with its frame
+    /// not current, entered and then left out of order, would wait for
+    /// itself: a misuse that hangs, never one that races.)
+    #[inline(always)]
+    fn own(&self) -> bool {
         match self
             .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
         {
             Ok(_) => true,
-            Err(holder) if holder == me => false,
-            Err(_) => self.own_after_wait(me),
+            Err(_) => self.own_after_wait(),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn own_after_wait(&self, me: usize) -> bool {
+    fn own_after_wait(&self) -> bool {
+        if self.is_current_here() {
+            return false;
+        }
         // Mutant: the slot is taken without waiting for its owner.
         if cfg!(spawn_hooks_mutant = "no_wait") {
-            self.owner.store(me, Ordering::Relaxed);
+            self.owner.store(true, Ordering::Relaxed);
             return true;
         }
         let mut spins = 0;
         while self
             .owner
-            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
             backoff(&mut spins);
@@ -98,9 +107,18 @@ impl Slot {
         true
     }
 
-    #[inline]
+    #[inline(always)]
     fn release(&self) {
-        self.owner.store(0, Ordering::Release);
+        self.owner.store(false, Ordering::Release);
+    }
+
+    /// Whether the slot's frame is the calling thread's current frame (then
+    /// this thread has the slot: only its owner installs it). Compares
+    /// addresses only: the frame is not read, and may be gone if it is not.
+    #[inline(always)]
+    fn is_current_here(&self) -> bool {
+        let frame = self.frame.load(Ordering::Relaxed);
+        !frame.is_null() && frame::is_current_ptr(Inner::frame_ptr(frame))
     }
 
     /// The frame, while this thread owns the slot and it holds a task.
@@ -170,7 +188,9 @@ type Shard = Mutex<HashMap<u64, Arc<Slot>>>;
 /// assert_eq!(table.len(), 0);
 /// ```
 pub struct TaskTable {
-    slots: Box<[Slot]>,
+    /// In place (a table lives in an `Arc` or a `Box`): a callback reaches a
+    /// slot with one indexed load, no bounds check.
+    slots: [Slot; SLOTS],
     overflow: Box<[Shard]>,
     /// The number of tasks in `overflow`.
     overflowed: AtomicUsize,
@@ -187,7 +207,7 @@ impl TaskTable {
     /// ```
     pub fn new() -> TaskTable {
         TaskTable {
-            slots: (0..SLOTS).map(|_| Slot::new()).collect(),
+            slots: std::array::from_fn(|_| Slot::new()),
             overflow: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             overflowed: AtomicUsize::new(0),
         }
@@ -248,13 +268,12 @@ impl TaskTable {
         // A stale frame under the same id goes first.
         let _ = self.remove(id);
         let inner = Box::into_raw(frame.into_inner());
-        let me = frame::thread_token();
         for i in [TaskTable::first(n), TaskTable::second(n)] {
             let slot = &self.slots[i];
             if slot.id.load(Ordering::Acquire) != 0 {
                 continue;
             }
-            let owned = slot.own(me);
+            let owned = slot.own();
             if slot.id.load(Ordering::Relaxed) == 0 {
                 slot.frame.store(inner, Ordering::Relaxed);
                 slot.id.store(n, Ordering::Release);
@@ -293,25 +312,44 @@ impl TaskTable {
     /// # Examples
     ///
     /// See [`TaskTable`].
-    #[inline]
+    #[inline(always)]
     pub fn enter(&self, id: NonZeroU64) -> Result<(), CaughtPanic> {
         let n = id.get();
-        let Some(slot) = self.find(n) else {
-            return Ok(());
-        };
-        let owned = slot.own(frame::thread_token());
-        if slot.id.load(Ordering::Relaxed) != n {
-            // Removed (and maybe reused) while this thread waited: a misuse.
-            if owned {
-                slot.release();
-            }
-            return Ok(());
+        let slot = &self.slots[TaskTable::first(n)];
+        if slot.id.load(Ordering::Acquire) == n {
+            return TaskTable::enter_slot(slot, n);
         }
-        if !owned {
-            // Entered on this thread already: a misuse; nothing to do.
-            return Ok(());
+        self.enter_elsewhere(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_elsewhere(&self, n: u64) -> Result<(), CaughtPanic> {
+        match self.find_elsewhere(n) {
+            Some(slot) => TaskTable::enter_slot(&slot, n),
+            None => Ok(()),
+        }
+    }
+
+    #[inline(always)]
+    fn enter_slot(slot: &Slot, n: u64) -> Result<(), CaughtPanic> {
+        let owned = slot.own();
+        if !owned || slot.id.load(Ordering::Relaxed) != n {
+            return TaskTable::not_entered(slot, owned);
         }
         slot.frame().enter()
+    }
+
+    /// `enter` of a slot this thread had already (entered here: a misuse,
+    /// nothing to do), or that no longer holds the task (removed while this
+    /// thread waited: a misuse too).
+    #[cold]
+    #[inline(never)]
+    fn not_entered(slot: &Slot, owned: bool) -> Result<(), CaughtPanic> {
+        if owned {
+            slot.release();
+        }
+        Ok(())
     }
 
     /// After a poll of task `id`: leaves its frame (see
@@ -330,22 +368,34 @@ impl TaskTable {
     /// # Examples
     ///
     /// See [`TaskTable`].
-    #[inline]
+    #[inline(always)]
     pub fn leave(&self, id: NonZeroU64) -> Result<(), CaughtPanic> {
         let n = id.get();
-        let Some(slot) = self.find(n) else {
-            return Ok(());
-        };
-        if slot.owner.load(Ordering::Relaxed) != frame::thread_token()
-            || slot.id.load(Ordering::Relaxed) != n
-        {
+        let slot = &self.slots[TaskTable::first(n)];
+        if slot.id.load(Ordering::Acquire) == n {
+            return TaskTable::leave_slot(slot);
+        }
+        self.leave_elsewhere(n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn leave_elsewhere(&self, n: u64) -> Result<(), CaughtPanic> {
+        match self.find_elsewhere(n) {
+            Some(slot) => TaskTable::leave_slot(&slot),
+            None => Ok(()),
+        }
+    }
+
+    #[inline(always)]
+    fn leave_slot(slot: &Slot) -> Result<(), CaughtPanic> {
+        // Not this thread's current frame: not entered here (a task that
+        // ended in this poll was removed already), or left out of order
+        // (kept until left in order).
+        if !slot.is_current_here() {
             return Ok(());
         }
-        let frame = slot.frame();
-        if !frame.is_current_here() {
-            return Ok(());
-        }
-        let left = frame.leave();
+        let left = slot.frame().leave_installed();
         // The last use of the frame by this thread.
         slot.release();
         left
@@ -390,7 +440,7 @@ impl TaskTable {
         // Owned already if this thread has the frame entered (a task that
         // terminates inside its last poll): given back all the same, since
         // the frame leaves the slot and is ended next, on this thread.
-        slot.own(frame::thread_token());
+        slot.own();
         let frame = slot.frame.swap(ptr::null_mut(), Ordering::Relaxed);
         if !frame.is_null() {
             slot.id.store(0, Ordering::Relaxed);
@@ -465,7 +515,7 @@ impl Drop for TaskTable {
         let overflowed: Vec<Arc<Slot>> = shards.collect();
         let slots = self.slots.iter().chain(overflowed.iter().map(|s| &**s));
         for slot in slots {
-            if slot.owner.load(Ordering::Acquire) != 0 {
+            if slot.owner.load(Ordering::Acquire) {
                 continue;
             }
             let frame = slot.frame.swap(ptr::null_mut(), Ordering::Relaxed);

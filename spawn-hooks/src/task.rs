@@ -145,7 +145,7 @@ impl Inner {
     /// Before a poll (see [`TaskFrame::enter`]). The caller has the frame to
     /// itself: `&mut TaskFrame`, or a [`TaskTable`](crate::TaskTable) slot it
     /// owns.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn enter(&self) -> Result<(), CaughtPanic> {
         self.used();
         if self.prev.get() != not_entered() {
@@ -165,20 +165,33 @@ impl Inner {
     /// is entered and the calling thread's current frame.
     #[inline]
     pub(crate) fn leave(&self) -> Result<(), CaughtPanic> {
-        self.used();
         let prev = self.prev.get();
         // Entered (by `enter`: only `enter` and `end` install the frame, and
         // only `leave` and `end` remove it) and current on this thread.
         if prev == not_entered() || prev == ended() || !frame::is_current(&self.frame) {
             return Ok(());
         }
-        self.prev.set(not_entered());
+        self.leave_installed()
+    }
+
+    /// [`leave`](Inner::leave) of a frame known to be entered and the
+    /// calling thread's current frame (a [`TaskTable`](crate::TaskTable)
+    /// checked it).
+    #[inline(always)]
+    pub(crate) fn leave_installed(&self) -> Result<(), CaughtPanic> {
+        self.used();
+        let prev = self.prev.replace(not_entered());
         frame::uninstall(&self.frame, prev, Leave::Suspend).map_or(Ok(()), Err)
     }
 
-    /// Whether the frame is entered and the calling thread's current frame.
-    pub(crate) fn is_current_here(&self) -> bool {
-        self.is_entered() && frame::is_current(&self.frame)
+    /// The address of the frame of the `Inner` at `inner`, which is what a
+    /// thread's current-frame pointer holds while it is entered: computed,
+    /// not read (the `Inner` may be gone).
+    #[inline(always)]
+    pub(crate) fn frame_ptr(inner: *const Inner) -> FramePtr {
+        inner
+            .wrapping_byte_add(std::mem::offset_of!(Inner, frame))
+            .cast()
     }
 
     /// When the task is done (see [`TaskFrame::end`]).
