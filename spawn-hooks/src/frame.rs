@@ -1026,6 +1026,59 @@ impl fmt::Debug for Entered<'_> {
     }
 }
 
+/// A frame installed for a poll that has nothing to resume (no hooks, no
+/// deferred removals: the common poll): what [`Entered`] does, without the
+/// panic slot and the flags that only the other polls need.
+pub(crate) struct Installed<'a> {
+    home: &'a RefCell<Frame>,
+    prev: FramePtr,
+}
+
+impl<'a> Installed<'a> {
+    /// Step 1 (step 2 has nothing to do).
+    #[inline(always)]
+    pub(crate) fn new(home: &'a RefCell<Frame>) -> Installed<'a> {
+        Installed {
+            home,
+            prev: install(home),
+        }
+    }
+
+    /// Step 4 after a `Pending` poll; resumes the panic of a hook, if one
+    /// registered in the poll panicked on the way out.
+    #[inline(always)]
+    pub(crate) fn suspend(self) {
+        let this = mem::ManuallyDrop::new(self);
+        if let Some(p) = uninstall(this.home, this.prev, Leave::Suspend) {
+            rethrow(Some(p));
+        }
+    }
+
+    /// The same entry as an [`Entered`], ending when dropped: for the poll
+    /// that finished.
+    #[inline(always)]
+    pub(crate) fn ending(self) -> Entered<'a> {
+        let this = mem::ManuallyDrop::new(self);
+        Entered {
+            home: this.home,
+            prev: this.prev,
+            installed: true,
+            leave: Leave::End,
+            panic: None,
+        }
+    }
+}
+
+impl Drop for Installed<'_> {
+    /// The poll unwound: step 4, as for `Entered`.
+    #[cold]
+    fn drop(&mut self) {
+        if let Some(p) = uninstall(self.home, self.prev, Leave::Suspend) {
+            rethrow(Some(p));
+        }
+    }
+}
+
 /// Step 1, for any owner of a frame: makes `frame` the current frame.
 /// Returns the frame that was current, to give back to [`uninstall`]. When
 /// the frame is resumed, [`resume`] comes next.

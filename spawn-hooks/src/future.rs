@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::frame::{self, Entered, Frame, Leave};
+use crate::frame::{self, Entered, Frame, Installed, Leave};
 use crate::mapping::{Mapping, Value};
 
 /// How far a framed future has got.
@@ -154,35 +154,65 @@ impl<F: Future> Future for Framed<F> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        // Most polls resume a suspended frame: only the state is checked;
-        // the first poll's work is out of line.
-        let resuming = match this.state {
-            State::Suspended => true,
-            _ => first_poll(this.state),
-        };
-        // Mutant: a suspended frame is entered without resuming its hooks.
-        #[cfg(spawn_hooks_mutant = "no_resume")]
-        let resuming = resuming && false;
-        let mut entered = Entered::enter(this.frame, resuming, Leave::Suspend);
-        if entered.panicked() {
-            entered = resumed_with_panic(entered);
+        // The common poll: a suspended frame with nothing to resume.
+        if matches!(this.state, State::Suspended) && !frame::has_registrations(this.frame) {
+            let installed = Installed::new(this.frame);
+            let Some(fut) = this.future.as_mut().as_pin_mut() else {
+                unreachable!("a suspended frame has its future")
+            };
+            let poll = fut.poll(cx);
+            if poll.is_pending() {
+                installed.suspend();
+            } else {
+                // Drop what the future still owns while its frame is
+                // current; the frame ends even if that destructor panics.
+                let entered = installed.ending();
+                *this.state = State::Done;
+                this.future.set(None);
+                drop(entered);
+            }
+            return poll;
         }
-        let Some(fut) = this.future.as_mut().as_pin_mut() else {
-            unreachable!("a suspended frame has its future")
-        };
-        let poll = fut.poll(cx);
-        if poll.is_ready() {
-            // Drop what the future still owns while its frame is current;
-            // the frame ends even if that destructor panics.
-            *this.state = State::Done;
-            entered.ending();
-            this.future.set(None);
-            drop(entered);
-        } else {
-            entered.suspend();
-        }
-        poll
+        poll_resuming(this.future, this.frame, this.state, cx)
     }
+}
+
+/// A poll that has work to do on the way in: the first poll, or a frame with
+/// hooks or deferred removals.
+#[inline]
+fn poll_resuming<F: Future>(
+    mut future: Pin<&mut Option<F>>,
+    frame: &RefCell<Frame>,
+    state: &mut State,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    // Only the state is checked; the first poll's own work is out of line.
+    let resuming = match state {
+        State::Suspended => true,
+        _ => first_poll(state),
+    };
+    // Mutant: a suspended frame is entered without resuming its hooks.
+    #[cfg(spawn_hooks_mutant = "no_resume")]
+    let resuming = resuming && false;
+    let mut entered = Entered::enter(frame, resuming, Leave::Suspend);
+    if entered.panicked() {
+        entered = resumed_with_panic(entered);
+    }
+    let Some(fut) = future.as_mut().as_pin_mut() else {
+        unreachable!("a suspended frame has its future")
+    };
+    let poll = fut.poll(cx);
+    if poll.is_ready() {
+        // Drop what the future still owns while its frame is current; the
+        // frame ends even if that destructor panics.
+        *state = State::Done;
+        entered.ending();
+        future.set(None);
+        drop(entered);
+    } else {
+        entered.suspend();
+    }
+    poll
 }
 
 /// After a hook panicked on resume: leaves (the other hooks yield) and lets
