@@ -85,6 +85,7 @@ mod snapshot;
 mod sync;
 mod task;
 mod unframed;
+mod value;
 mod variable;
 
 pub use error::BindError;

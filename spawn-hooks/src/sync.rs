@@ -27,6 +27,18 @@ mod imp {
     ) -> Arc<dyn std::any::Any + Send + Sync> {
         Arc::new(v)
     }
+
+    /// Makes a type-erased value of an initialized `Arc::new_uninit`.
+    ///
+    /// # Safety
+    ///
+    /// The value is initialized.
+    pub(crate) unsafe fn arc_any_init<T: std::any::Any + Send + Sync>(
+        v: Arc<std::mem::MaybeUninit<T>>,
+    ) -> Arc<dyn std::any::Any + Send + Sync> {
+        // SAFETY: the caller's contract.
+        unsafe { v.assume_init() }
+    }
 }
 
 #[cfg(spawn_hooks_loom)]
@@ -62,6 +74,19 @@ mod imp {
         v: T,
     ) -> Arc<dyn std::any::Any + Send + Sync> {
         Arc::from_std(std::sync::Arc::new(v) as std::sync::Arc<dyn std::any::Any + Send + Sync>)
+    }
+
+    /// Makes a type-erased value of an initialized `Arc::new_uninit`.
+    ///
+    /// # Safety
+    ///
+    /// The value is initialized.
+    pub(crate) unsafe fn arc_any_init<T: std::any::Any + Send + Sync>(
+        v: std::sync::Arc<std::mem::MaybeUninit<T>>,
+    ) -> Arc<dyn std::any::Any + Send + Sync> {
+        // SAFETY: the caller's contract.
+        let v = unsafe { v.assume_init() };
+        Arc::from_std(v as std::sync::Arc<dyn std::any::Any + Send + Sync>)
     }
 }
 
