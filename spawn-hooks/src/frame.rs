@@ -1182,10 +1182,29 @@ fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
 }
 
 /// A number that tells the calling thread apart from every other live
-/// thread, never 0: the address of its current-frame cell.
+/// thread, never 0: the address of its current-frame cell. (That cell has
+/// no destructor and lives as long as its thread: its address is reused
+/// only by a thread that starts after this one has ended, by which time its
+/// base frame, dropped with its thread-locals, has cleared its token.)
+#[cfg(not(spawn_hooks_loom))]
 #[inline]
 fn thread_token() -> usize {
     CURRENT.with(|c| ptr::from_ref(c) as usize)
+}
+
+/// [`thread_token`] under loom, whose thread-locals are boxes freed when
+/// their thread ends, in no fixed order: another thread's cell can take the
+/// address of an ending thread's while its base frame, still being dropped,
+/// holds its token. The answer of a token comparison then depends on the
+/// allocator, which loom does not replay, and the model is no longer
+/// deterministic. A number taken once per thread is never reused.
+#[cfg(spawn_hooks_loom)]
+fn thread_token() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+    thread_local! {
+        static TOKEN: usize = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    TOKEN.with(|token| *token)
 }
 
 /// Tells the guards of `frame` (if it has any) that it is entered on this

@@ -3,7 +3,9 @@
 //! A [`Mapping`] is a sorted, shared slice of entries. Cloning it (which is
 //! what capturing a snapshot or inheriting into a child does) is one reference
 //! count increment. Adding a binding builds a new slice (copy on write); an
-//! existing slice is never mutated, so a captured mapping never changes.
+//! existing slice is never mutated, so a captured mapping never changes. A
+//! frame builds its current mapping from the one it started with and its
+//! bindings only when something captures it (see `frame::Frame`).
 
 use std::any::Any;
 use std::fmt;
