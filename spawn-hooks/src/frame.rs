@@ -42,7 +42,7 @@
 //! discarded rather than aborting the process.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -649,11 +649,10 @@ impl Frame {
 
     /// The frame's current mapping: O(1) unless its bindings changed since
     /// it was last taken, then O(variables) once.
-    #[inline]
     fn mapping(&self) -> Mapping {
         match self.ext.as_deref() {
-            Some(ext) if !ext.bindings.is_empty() => ext.mapping(&self.start),
-            _ => self.start.clone(),
+            Some(ext) => ext.mapping(&self.start),
+            None => self.start.clone(),
         }
     }
 
@@ -749,7 +748,11 @@ impl FrameExt {
     }
 
     /// The current mapping over `start`, made (and kept) if it was not.
+    #[inline(never)]
     fn mapping(&self, start: &Mapping) -> Mapping {
+        if self.bindings.is_empty() {
+            return start.clone();
+        }
         if let Some(mapping) = self.current.take() {
             self.current.set(Some(mapping.clone()));
             return mapping;
@@ -983,7 +986,7 @@ pub(crate) fn read<R>(var: u64, f: impl FnOnce(Option<&Value>) -> R) -> R {
                 // Nothing was ever bound or registered here: no guard of
                 // the frame exists for `f` to drop, and none can be made
                 // while it is borrowed, so there is nothing to check after.
-                None => return f(frame.start.get(var)),
+                None => return f(frame.start.get_inlined(var)),
                 Some(ext) if !ext.shared.pending.load(Ordering::Acquire) => {
                     let r = f(frame.get(var));
                     drop(frame);
@@ -1043,13 +1046,27 @@ fn read_slow<R>(f: impl FnOnce(Option<&Frame>, &[u64]) -> R) -> R {
 /// the mapping runs no user code, so drops no guard.
 #[inline]
 pub(crate) fn current_mapping() -> Mapping {
+    // The common cases, inline: a frame with nothing deferred; the one with
+    // nothing bound in it (a frame made for a future, a closure, a spawned
+    // task, until it binds) in a few instructions.
     if let Some(cell) = current_framed() {
         if let Ok(frame) = cell.try_borrow() {
-            if !frame.has_pending() {
-                return frame.mapping();
+            match frame.ext.as_deref() {
+                None => return frame.start.clone(),
+                Some(ext) if !ext.shared.pending.load(Ordering::Acquire) => {
+                    return ext.mapping(&frame.start);
+                }
+                Some(_) => {}
             }
         }
     }
+    current_mapping_slow()
+}
+
+/// [`current_mapping`] in the base frame, or with removals to apply first.
+#[cold]
+#[inline(never)]
+fn current_mapping_slow() -> Mapping {
     read_slow(|frame, gone| match frame {
         Some(frame) if gone.is_empty() => frame.mapping(),
         Some(frame) => frame.mapping_settled(gone),
@@ -1132,8 +1149,8 @@ fn register<R>(
 /// next time it is read or bound in).
 #[inline]
 pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
-    // The common case, inline: the newest binding of the current frame,
-    // dropped trivially.
+    // The common cases: an item of the current frame; inline, the newest
+    // binding, dropped trivially.
     if let Some(cell) = current_framed() {
         if let Ok(mut frame) = cell.try_borrow_mut() {
             if frame.owns(shared) {
@@ -1142,10 +1159,19 @@ pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
                         return;
                     }
                 }
+                return remove_current(frame, id);
             }
         }
     }
     release_slow(shared, id);
+}
+
+/// [`release`] of an item of the current frame, borrowed as `frame`.
+#[inline(never)]
+fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
+    let removed = frame.remove(id);
+    drop(frame);
+    rethrow(removed.finish().err());
 }
 
 #[cold]
