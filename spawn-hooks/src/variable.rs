@@ -167,6 +167,13 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// binding. A binding is never visible to frames that did not inherit it:
     /// the parent of the frame, or tasks spawned before it was made.
     ///
+    /// A value of at most 16 bytes (aligned to at most 8: integers,
+    /// references, `Arc`s, `&'static str`) is kept in the binding itself: in
+    /// a frame that has bound before, `set` and the guard's drop allocate
+    /// nothing. The first read ([`get`](Variable::get),
+    /// [`with`](Variable::with)) or capture of the frame (a snapshot, a
+    /// spawn, a nested frame) that needs it moves it to shared storage, once.
+    ///
     /// # Panics
     ///
     /// Panics where [`try_set`](Variable::try_set) returns an error: in a
