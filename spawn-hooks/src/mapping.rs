@@ -31,7 +31,8 @@ pub(crate) struct Value {
 // value `shared` holds (`variable::downcast`), and only while `shared`
 // keeps it alive; that value is `Send + Sync`, so sending or sharing a
 // `Value` sends or shares nothing that an `Arc<dyn Any + Send + Sync>`
-// would not.
+// would not. (Pays: the cached address saves `get` 4 instructions of 40,
+// see `data`; `NonNull` keeps `Option<&T>` of it free of a null check.)
 unsafe impl Send for Value {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Value {}

@@ -296,6 +296,8 @@ pub(crate) fn downcast<T: Any>(value: &Value) -> &T {
     // `data` is its address in the `Arc` (`Value::data`), valid for reads and
     // aligned. The returned reference borrows `value`, which keeps the `Arc`
     // alive; nothing writes to the value but through its own `UnsafeCell`s.
+    // (The cast, rather than `downcast_ref`, spares the `TypeId` compare
+    // through the vtable on every read; unsafe as before this change.)
     unsafe { value.data().cast::<T>().as_ref() }
 }
 
