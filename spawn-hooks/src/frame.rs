@@ -1,10 +1,10 @@
 //! Frames and the poll protocol.
 //!
 //! A [`Frame`] is the unit of suspension: it owns the [`Mapping`] it started
-//! from, the bindings made in it and the lifecycle hooks registered in it. Each thread
-//! has one *current* frame: a thread-local pointer to the frame of the
-//! innermost poll (or closure) running on it, or null for the thread's base
-//! frame. Entering a frame stores its address there and keeps the previous
+//! from, the bindings made in it and the lifecycle hooks registered in it.
+//! Each thread has one *current* frame: a thread-local pointer to the frame
+//! of the innermost poll (or closure) running on it, or null for the
+//! thread's base frame. Entering a frame stores its address there and keeps the previous
 //! pointer aside; leaving it puts the previous pointer back. That is all a
 //! poll of a frame without hooks (or deferred removals) costs: two
 //! thread-local pointer swaps. The frame itself never moves while current: it
@@ -637,6 +637,7 @@ impl Frame {
     }
 
     /// The value of `var`: its newest binding, else the starting mapping.
+    /// Out of line: [`read`], inlined where a variable is read, stays small.
     #[inline(never)]
     fn get(&self, var: u64) -> Option<&Value> {
         if let Some(ext) = self.ext.as_deref() {
