@@ -1,6 +1,9 @@
 //! Invariant 5, zero cost where nothing is used: no heap allocation per
-//! steady-state poll, even of a frame with a binding and a hook; capturing a
-//! snapshot is O(1) and allocation-free whatever its size.
+//! steady-state poll, even of a frame with a binding and a hook; a `set` +
+//! drop of a small value in a frame that has bound before allocates
+//! nothing; capturing a snapshot is O(1) and allocation-free whatever its
+//! size, once the frame's mapping is made (the first capture after its
+//! bindings changed makes it, O(variables)).
 
 mod support;
 
@@ -11,6 +14,7 @@ use support::{thread_allocs, yield_once, Counting};
 static ALLOC: Counting = Counting;
 
 static V: ctx::Variable<u64> = ctx::Variable::new("v");
+static W: ctx::Variable<u64> = ctx::Variable::new("w");
 
 struct Noop;
 impl Lifecycle for Noop {
@@ -73,11 +77,63 @@ fn capture_and_restore_allocate_nothing_whatever_the_size() {
         .enumerate()
         .map(|(i, v)| v.set(i as u64))
         .collect();
+    // The first capture after the bindings changed makes the frame's
+    // mapping; the frame keeps it until they change again.
+    let first = ctx::Snapshot::capture();
     let before = thread_allocs();
     let snaps: [ctx::Snapshot; 64] = std::array::from_fn(|_| ctx::Snapshot::capture());
     assert_eq!(thread_allocs(), before, "capture allocated");
-    assert!(snaps.iter().all(|s| s.len() == 256 && s.ptr_eq(&snaps[0])));
+    assert!(snaps.iter().all(|s| s.len() == 256 && s.ptr_eq(&first)));
     let seen = snaps[7].run(|| MANY[200].get());
     assert_eq!(seen, Some(200));
     assert_eq!(thread_allocs(), before, "run allocated");
+}
+
+/// Allocations made by this thread while `f` runs.
+fn allocations_of(f: impl FnOnce()) -> u64 {
+    let before = thread_allocs();
+    f();
+    thread_allocs() - before
+}
+
+#[test]
+fn set_and_drop_in_a_frame_that_has_bound_before_allocate_nothing() {
+    let rt = ctx::Builder::new_current_thread().build().unwrap();
+    let (alone, beside, out_of_order, after_capture) = rt.block_on(async {
+        ctx::spawn(async {
+            // The frame's binding storage, made by its first binding.
+            drop(V.set(0));
+            let alone = allocations_of(|| {
+                for i in 0..1_000 {
+                    drop(V.set(i));
+                }
+            });
+            let beside = allocations_of(|| {
+                let _w = W.set(1);
+                for i in 0..1_000 {
+                    drop(V.set(i));
+                }
+            });
+            let out_of_order = allocations_of(|| {
+                for i in 0..1_000 {
+                    let a = V.set(i);
+                    let b = W.set(i);
+                    drop(a);
+                    drop(b);
+                }
+            });
+            // Once a snapshot took the frame's mapping, a change drops it
+            // (and its values' shares) without allocating.
+            let _taken = W.sync_scope(1, ctx::Snapshot::capture);
+            let after_capture = allocations_of(|| drop(V.set(1)));
+            yield_once().await;
+            (alone, beside, out_of_order, after_capture)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(alone, 0, "set + drop allocated");
+    assert_eq!(beside, 0, "set + drop beside another binding allocated");
+    assert_eq!(out_of_order, 0, "out-of-order drops allocated");
+    assert_eq!(after_capture, 0, "set + drop after a capture allocated");
 }

@@ -1,10 +1,10 @@
 //! Frames and the poll protocol.
 //!
-//! A [`Frame`] is the unit of suspension: it owns a current [`Mapping`], the
-//! bindings made in it and the lifecycle hooks registered in it. Each thread
-//! has one *current* frame: a thread-local pointer to the frame of the
-//! innermost poll (or closure) running on it, or null for the thread's base
-//! frame. Entering a frame stores its address there and keeps the previous
+//! A [`Frame`] is the unit of suspension: it owns the [`Mapping`] it started
+//! from, the bindings made in it and the lifecycle hooks registered in it.
+//! Each thread has one *current* frame: a thread-local pointer to the frame
+//! of the innermost poll (or closure) running on it, or null for the
+//! thread's base frame. Entering a frame stores its address there and keeps the previous
 //! pointer aside; leaving it puts the previous pointer back. That is all a
 //! poll of a frame without hooks (or deferred removals) costs: two
 //! thread-local pointer swaps. The frame itself never moves while current: it
@@ -42,7 +42,7 @@
 //! discarded rather than aborting the process.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::fmt;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
@@ -50,8 +50,9 @@ use std::ptr;
 
 use crate::error::BindError;
 use crate::lifecycle::Lifecycle;
-use crate::mapping::{Mapping, Value};
+use crate::mapping::{Entry, Mapping, Value};
 use crate::sync::{lock, thread_local, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
+use crate::value::Stored;
 
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
@@ -124,12 +125,19 @@ pub(crate) fn is_current_ptr(frame: FramePtr) -> bool {
 
 // ===== Frame =====
 
-/// One frame: a mapping plus, once something is bound or registered in it,
-/// its bindings and hooks. A frame with nothing registered is four words and
-/// owns no allocation of its own.
+/// One frame: the mapping it started from plus, once something is bound or
+/// registered in it, its bindings and hooks. A frame with nothing registered
+/// is four words and owns no allocation of its own.
+///
+/// The frame's current mapping is its starting mapping with its bindings
+/// applied, oldest first. It is only made when something takes it whole (a
+/// snapshot, a spawn, a nested frame) and kept until the next change: a
+/// binding costs no mapping of its own, and a read looks at the bindings
+/// (newest first), then at the starting mapping.
 #[derive(Default)]
 pub(crate) struct Frame {
-    pub(crate) mapping: Mapping,
+    /// The mapping the frame started from: never changes.
+    start: Mapping,
     ext: Option<Box<FrameExt>>,
     /// The thread's base frame, for code that runs outside any frame.
     base: bool,
@@ -144,8 +152,15 @@ struct FrameExt {
     shared: Arc<Shared>,
     /// Ids of bindings and hooks, unique within the frame, increasing.
     next_id: u64,
-    /// Live bindings, oldest first.
-    bindings: Vec<BindingRec>,
+    /// Live bindings, oldest first (so ids increase along the vector). Its
+    /// capacity stays: the next binding in the frame allocates nothing.
+    bindings: Vec<Slot>,
+    /// The current mapping, once taken whole, until the bindings change.
+    /// A cell: it is made by readers, which share the frame (a snapshot
+    /// captured inside a `with` callback). It only ever holds values that
+    /// the starting mapping or the bindings hold too, so dropping it runs no
+    /// user code, except when a removal drops it (see `Removed`).
+    current: Cell<Option<Mapping>>,
     /// Live hooks, oldest first (so ids increase along the vector). Empty
     /// while `run_hooks` has them out; hooks registered meanwhile land here.
     hooks: Vec<HookSlot>,
@@ -159,12 +174,11 @@ struct FrameExt {
     settling: bool,
 }
 
-struct BindingRec {
+/// A binding: `var` is `value` in the frame until the guard of `id` drops.
+struct Slot {
     id: u64,
     var: u64,
-    value: Value,
-    /// The frame's mapping before this binding was added.
-    before: Mapping,
+    value: Stored,
 }
 
 struct HookSlot {
@@ -207,9 +221,13 @@ struct SharedState {
 enum Removed {
     Nothing,
     Binding {
-        _rec: BindingRec,
-        _old: Mapping,
-        _rebuilt: Vec<Mapping>,
+        slot: Slot,
+        /// The frame's current mapping as it was, if it was made: it may
+        /// hold the last share of the value.
+        current: Option<Mapping>,
+        /// Mutant only: the later bindings it dropped.
+        #[cfg(spawn_hooks_mutant = "no_replay")]
+        lost: Vec<Slot>,
     },
     Hook {
         hook: Box<dyn Lifecycle>,
@@ -220,7 +238,7 @@ enum Removed {
 impl Frame {
     /// A thread's base frame.
     const BASE: Frame = Frame {
-        mapping: Mapping::empty(),
+        start: Mapping::empty(),
         ext: None,
         base: true,
         isolated: false,
@@ -230,7 +248,7 @@ impl Frame {
     /// thread's base frame, for an executor polled inside another frame.
     pub(crate) fn isolated() -> Frame {
         Frame {
-            mapping: Mapping::empty(),
+            start: Mapping::empty(),
             ext: None,
             base: false,
             isolated: true,
@@ -239,7 +257,7 @@ impl Frame {
 
     pub(crate) fn with_mapping(mapping: Mapping) -> Frame {
         Frame {
-            mapping,
+            start: mapping,
             ext: None,
             base: false,
             isolated: false,
@@ -292,6 +310,7 @@ impl Frame {
                 }),
                 next_id: 0,
                 bindings: Vec::new(),
+                current: Cell::new(None),
                 hooks: Vec::new(),
                 hooks_out: false,
                 removed_out: Vec::new(),
@@ -300,18 +319,8 @@ impl Frame {
         })
     }
 
-    fn bind(&mut self, home: FramePtr, var: u64, value: Value) -> Registered {
-        let mapping = self.mapping.with(var, value.clone());
-        let before = mem::replace(&mut self.mapping, mapping);
-        let ext = self.ext_mut(home);
-        let id = ext.new_id();
-        ext.bindings.push(BindingRec {
-            id,
-            var,
-            value,
-            before,
-        });
-        (ext.shared.clone(), id)
+    fn bind(&mut self, home: FramePtr, var: u64, value: Stored) -> Registered {
+        self.ext_mut(home).bind(var, value)
     }
 
     fn add_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) -> Registered {
@@ -349,25 +358,23 @@ impl Frame {
             // Mutant: removal by depth (the newest binding), not identity.
             #[cfg(spawn_hooks_mutant = "remove_by_depth")]
             let i = i.max(ext.bindings.len() - 1);
-            let rec = ext.bindings.remove(i);
-            // Later bindings were stacked on the removed one: replay them on
-            // what was there before it, so each keeps its own value and the
-            // removed one disappears, whatever the drop order.
-            let mut mapping = rec.before.clone();
-            let mut rebuilt = Vec::new();
-            // Mutant: later bindings are not replayed (stack-style restore).
+            // Mutant: the bindings made after the removed one go with it
+            // (a stack-style restore of the mapping as it was before it).
             #[cfg(spawn_hooks_mutant = "no_replay")]
-            let i = ext.bindings.len();
-            for later in &mut ext.bindings[i..] {
-                let next = mapping.with(later.var, later.value.clone());
-                rebuilt.push(mem::replace(&mut later.before, mapping));
-                mapping = next;
-            }
-            let old = mem::replace(&mut self.mapping, mapping);
+            let lost = ext.bindings.split_off(i + 1);
+            // Later bindings stay where they are: a read finds each
+            // variable's newest binding whatever was removed below it, so
+            // each keeps its own value, whatever the drop order.
+            let slot = if i + 1 == ext.bindings.len() {
+                ext.bindings.pop().expect("not empty")
+            } else {
+                ext.bindings.remove(i)
+            };
             return Removed::Binding {
-                _rec: rec,
-                _old: old,
-                _rebuilt: rebuilt,
+                slot,
+                current: ext.current.take(),
+                #[cfg(spawn_hooks_mutant = "no_replay")]
+                lost,
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
@@ -462,6 +469,13 @@ impl Frame {
         }
     }
 
+    /// The ids of the removals deferred by guards dropped elsewhere.
+    fn pending_ids(&self) -> Vec<u64> {
+        self.ext
+            .as_deref()
+            .map_or_else(Vec::new, |e| e.shared.pending_ids())
+    }
+
     /// Applies the oldest removal deferred by a guard dropped elsewhere, if
     /// any: one at a time, so that each removed item is finished (a hook
     /// resumed and dropped) seeing the frame as it was when its guard
@@ -471,24 +485,79 @@ impl Frame {
         Some(self.remove(id))
     }
 
-    /// The mapping as it will be once the deferred removals are applied, for
-    /// a read that cannot apply them (a `with` callback holds the frame).
-    fn mapping_settled(&self) -> Mapping {
-        let Some(ext) = self.ext.as_deref() else {
-            return self.mapping.clone();
-        };
-        let gone = ext.shared.pending_ids();
-        let Some(first) = ext.bindings.iter().position(|b| gone.contains(&b.id)) else {
-            return self.mapping.clone();
-        };
-        let mut mapping = ext.bindings[first].before.clone();
-        for later in &ext.bindings[first + 1..] {
-            if !gone.contains(&later.id) {
-                mapping = mapping.with(later.var, later.value.clone());
+    /// The value of `var`: its newest binding, else the starting mapping.
+    /// Out of line: [`read`], inlined where a variable is read, stays small.
+    #[inline(never)]
+    fn get(&self, var: u64) -> Option<&Value> {
+        if let Some(ext) = self.ext.as_deref() {
+            if let Some(slot) = ext.bindings.iter().rev().find(|b| b.var == var) {
+                return Some(slot.value.get());
             }
         }
-        mapping
+        self.start.get(var)
     }
+
+    /// The frame's current mapping: O(1) unless its bindings changed since
+    /// it was last taken, then O(variables) once.
+    fn mapping(&self) -> Mapping {
+        match self.ext.as_deref() {
+            Some(ext) => ext.mapping(&self.start),
+            None => self.start.clone(),
+        }
+    }
+
+    /// [`get`](Frame::get) as it will be once the removals deferred by
+    /// `gone` are applied, for a read that cannot apply them (a `with`
+    /// callback holds the frame).
+    fn get_settled(&self, var: u64, gone: &[u64]) -> Option<&Value> {
+        if let Some(ext) = self.ext.as_deref() {
+            let mut newest_first = ext.bindings.iter().rev();
+            if let Some(slot) = newest_first.find(|b| b.var == var && !gone.contains(&b.id)) {
+                return Some(slot.value.get());
+            }
+        }
+        self.start.get(var)
+    }
+
+    /// [`mapping`](Frame::mapping) as it will be once the removals deferred
+    /// by `gone` are applied (not kept: the frame is not there yet).
+    fn mapping_settled(&self, gone: &[u64]) -> Mapping {
+        match self.ext.as_deref() {
+            Some(ext) => apply(&self.start, &ext.bindings, gone),
+            None => self.start.clone(),
+        }
+    }
+}
+
+/// `start` with `bindings` (oldest first) applied, leaving out those with
+/// ids in `gone`: each variable's newest binding wins. Moves the bindings'
+/// values to shared storage.
+fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
+    // The newest binding of each variable, sorted by variable.
+    let mut newest: Vec<(u64, usize)> = (bindings.iter().enumerate())
+        .filter(|(_, b)| !gone.contains(&b.id))
+        .map(|(i, b)| (b.var, i))
+        .collect();
+    if newest.is_empty() {
+        return start.clone();
+    }
+    newest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    newest.dedup_by_key(|e| e.0);
+    let old = start.entries();
+    let mut entries = Vec::with_capacity(old.len() + newest.len());
+    let mut old = old.iter().peekable();
+    for (var, i) in newest {
+        while let Some(e) = old.next_if(|e| e.id < var) {
+            entries.push(e.clone());
+        }
+        old.next_if(|e| e.id == var);
+        entries.push(Entry {
+            id: var,
+            value: bindings[i].value.get().clone(),
+        });
+    }
+    entries.extend(old.cloned());
+    Mapping::from_sorted(entries)
 }
 
 impl HookSlot {
@@ -502,6 +571,56 @@ impl HookSlot {
 }
 
 impl FrameExt {
+    #[inline]
+    fn bind(&mut self, var: u64, value: Stored) -> Registered {
+        let id = self.new_id();
+        self.bindings.push(Slot { id, var, value });
+        // Its values are all held by the starting mapping or the older
+        // bindings: dropping it runs no user code.
+        self.current.set(None);
+        (self.shared.clone(), id)
+    }
+
+    /// Removes the newest binding if it is `id` and dropping it runs no user
+    /// code (a small value without drop glue that no snapshot took: the
+    /// common `set` + drop); else leaves it to [`Frame::remove`].
+    #[inline]
+    fn pop_trivial(&mut self, id: u64) -> bool {
+        let Some(last) = self.bindings.last_mut() else {
+            return false;
+        };
+        if last.id != id || self.current.get_mut().is_some() || !last.value.drops_trivially() {
+            return false;
+        }
+        let newest = self.bindings.len() - 1;
+        self.bindings.truncate(newest);
+        true
+    }
+
+    /// The current mapping over `start`, made (and kept) if it was not.
+    #[inline(never)]
+    fn mapping(&self, start: &Mapping) -> Mapping {
+        if self.bindings.is_empty() {
+            return start.clone();
+        }
+        if let Some(mapping) = self.current.take() {
+            self.current.set(Some(mapping.clone()));
+            return mapping;
+        }
+        self.make_mapping(start)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_mapping(&self, start: &Mapping) -> Mapping {
+        let mapping = apply(start, &self.bindings, &[]);
+        // A reader that ran meanwhile (a global allocator reading the
+        // context) may have made one too: the same, dropped without user
+        // code.
+        self.current.set(Some(mapping.clone()));
+        mapping
+    }
+
     /// The id of a new binding or hook: unique within the frame, increasing.
     fn new_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -525,7 +644,7 @@ impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ext = self.ext.as_deref();
         f.debug_struct("Frame")
-            .field("mapping", &self.mapping)
+            .field("start", &self.start)
             .field("bindings", &ext.map_or(0, |e| e.bindings.len()))
             .field("hooks", &ext.map_or(0, |e| e.hooks.len()))
             .field("base", &self.base)
@@ -584,12 +703,36 @@ impl Shared {
 // ===== impl Removed =====
 
 impl Removed {
+    /// Whether dropping a removed binding runs no user code.
+    #[inline]
+    fn drops_trivially(&mut self) -> bool {
+        #[cfg(spawn_hooks_mutant = "no_replay")]
+        if let Removed::Binding { lost, .. } = self {
+            if !lost.is_empty() {
+                return false;
+            }
+        }
+        match self {
+            Removed::Binding { slot, current, .. } => {
+                current.is_none() && slot.value.drops_trivially()
+            }
+            _ => false,
+        }
+    }
+
     /// Finishes a removal: a hook is dropped in the entered state, so a
     /// suspended one is resumed first. Returns the panic of user code, if any.
     fn finish(self) -> Result<(), Payload> {
         match self {
             Removed::Nothing => Ok(()),
-            removed @ Removed::Binding { .. } => catch(move || drop(removed)),
+            mut removed @ Removed::Binding { .. } => {
+                // A small value without drop glue, never shared (the common
+                // case) is not worth the catch.
+                if removed.drops_trivially() {
+                    return Ok(());
+                }
+                catch(move || drop(removed))
+            }
             Removed::Hook { mut hook, entered } => {
                 // Mutant: a hook removed while suspended is dropped unresumed.
                 #[cfg(spawn_hooks_mutant = "drop_unresumed")]
@@ -677,30 +820,37 @@ fn settle_pending(cell: &RefCell<Frame>) -> Option<Payload> {
     payload
 }
 
-/// Calls `f` with the current frame's mapping (an empty one where the thread's
-/// context is gone, during thread-local destruction).
+/// Calls `f` with the value of variable `var` in the current frame (none
+/// where the thread's context is gone, during thread-local destruction).
 ///
 /// `f` runs with the frame borrowed: a guard of this frame dropped inside it
 /// cannot remove its item at once and defers; reads inside `f` see the
 /// frame as if the removal had been applied, and the removal is applied
 /// when `f` returns.
-#[inline]
-pub(crate) fn read<R>(f: impl FnOnce(&Mapping) -> R) -> R {
-    // The common case, inline: a frame with nothing deferred.
+#[inline(always)]
+pub(crate) fn read<R>(var: u64, f: impl FnOnce(Option<&Value>) -> R) -> R {
+    // The common cases, inline: a frame with nothing deferred.
     if let Some(cell) = current_framed() {
         if let Ok(frame) = cell.try_borrow() {
-            if !frame.has_pending() {
-                let r = f(&frame.mapping);
-                drop(frame);
-                // SAFETY: as in `has_registrations`.
-                if unsafe { &*cell.as_ptr() }.has_pending() {
-                    settle_after_read(cell);
+            match frame.ext.as_deref() {
+                // Nothing was ever bound or registered here: no guard of
+                // the frame exists for `f` to drop, and none can be made
+                // while it is borrowed, so there is nothing to check after.
+                None => return f(frame.start.get_inlined(var)),
+                Some(ext) if !ext.shared.pending.load(Ordering::Acquire) => {
+                    let r = f(frame.get(var));
+                    drop(frame);
+                    // SAFETY: as in `has_registrations`.
+                    if unsafe { &*cell.as_ptr() }.has_pending() {
+                        settle_after_read(cell);
+                    }
+                    return r;
                 }
-                return r;
+                Some(_) => {}
             }
         }
     }
-    read_slow(f)
+    read_slow(move |frame, gone| f(frame.and_then(|frame| frame.get_settled(var, gone))))
 }
 
 /// Applies the removals deferred by guards dropped inside a `read` callback.
@@ -710,8 +860,13 @@ fn settle_after_read(cell: &RefCell<Frame>) {
     rethrow(settle_pending(cell));
 }
 
-/// `read` in the base frame, or with removals to apply first.
-fn read_slow<R>(f: impl FnOnce(&Mapping) -> R) -> R {
+/// `read` in the base frame, or with removals to apply first: `f` gets the
+/// frame (none where the thread's context is gone) and the ids of the
+/// removals that are deferred still (an enclosing `with` callback holds the
+/// frame), which it reads as if they were applied.
+#[cold]
+#[inline(never)]
+fn read_slow<R>(f: impl FnOnce(Option<&Frame>, &[u64]) -> R) -> R {
     let mut f = Some(f);
     let done = with_current(|cell| {
         rethrow(settle(cell));
@@ -719,9 +874,9 @@ fn read_slow<R>(f: impl FnOnce(&Mapping) -> R) -> R {
         let f = f.take()?;
         let r = if frame.has_pending() && !frame.settle_waits() {
             // Still deferred: an enclosing `with` callback holds the frame.
-            f(&frame.mapping_settled())
+            f(Some(&frame), &frame.pending_ids())
         } else {
-            f(&frame.mapping)
+            f(Some(&frame), &[])
         };
         drop(frame);
         rethrow(settle(cell));
@@ -730,28 +885,70 @@ fn read_slow<R>(f: impl FnOnce(&Mapping) -> R) -> R {
     match done {
         Some(Some(r)) => r,
         _ => match f.take() {
-            Some(f) => f(&Mapping::empty()),
+            Some(f) => f(None, &[]),
             None => unreachable!("the reader ran but returned nothing"),
         },
     }
 }
 
-/// A clone of the current mapping: O(1). [`read`] without its check after
-/// the callback: a clone runs no user code, so drops no guard.
+/// The current mapping: O(1) unless the frame's bindings changed since it
+/// was last taken. [`read`] without its check after the callback: making
+/// the mapping runs no user code, so drops no guard.
 #[inline]
 pub(crate) fn current_mapping() -> Mapping {
+    // The common cases, inline: a frame with nothing deferred; the one with
+    // nothing bound in it (a frame made for a future, a closure, a spawned
+    // task, until it binds) in a few instructions.
     if let Some(cell) = current_framed() {
         if let Ok(frame) = cell.try_borrow() {
-            if !frame.has_pending() {
-                return frame.mapping.clone();
+            match frame.ext.as_deref() {
+                None => return frame.start.clone(),
+                Some(ext) if !ext.shared.pending.load(Ordering::Acquire) => {
+                    return ext.mapping(&frame.start);
+                }
+                Some(_) => {}
             }
         }
     }
-    read_slow(Mapping::clone)
+    current_mapping_slow()
+}
+
+/// [`current_mapping`] in the base frame, or with removals to apply first.
+#[cold]
+#[inline(never)]
+fn current_mapping_slow() -> Mapping {
+    read_slow(|frame, gone| match frame {
+        Some(frame) if gone.is_empty() => frame.mapping(),
+        Some(frame) => frame.mapping_settled(gone),
+        None => Mapping::empty(),
+    })
 }
 
 /// Registers a binding in the current frame.
-pub(crate) fn bind(name: &'static str, var: u64, value: Value) -> Result<Registered, BindError> {
+#[inline]
+pub(crate) fn bind(name: &'static str, var: u64, value: Stored) -> Result<Registered, BindError> {
+    // The common case, inline: a frame that has bound before, entered
+    // (and marked so: see `register`) on this thread, with nothing
+    // deferred. A frame with an extension is neither a base frame (never
+    // current: `with_current`) nor an isolated one (which refuses, and is
+    // given no hooks).
+    if let Some(cell) = current_framed() {
+        if let Ok(mut frame) = cell.try_borrow_mut() {
+            if let Some(ext) = frame.ext.as_deref_mut() {
+                if !ext.shared.pending.load(Ordering::Acquire)
+                    && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
+                {
+                    return Ok(ext.bind(var, value));
+                }
+            }
+        }
+    }
+    bind_slow(name, var, value)
+}
+
+#[cold]
+#[inline(never)]
+fn bind_slow(name: &'static str, var: u64, value: Stored) -> Result<Registered, BindError> {
     register(name, |frame, home| frame.bind(home, var, value))
 }
 
@@ -792,7 +989,36 @@ fn register<R>(
 /// on this thread (the current frame, or one further down the thread's stack
 /// of entered frames), otherwise at that frame's next resume or end (or the
 /// next time it is read or bound in).
+#[inline]
 pub(crate) fn release(shared: &Arc<Shared>, id: u64) {
+    // The common cases: an item of the current frame; inline, the newest
+    // binding, dropped trivially.
+    if let Some(cell) = current_framed() {
+        if let Ok(mut frame) = cell.try_borrow_mut() {
+            if frame.owns(shared) {
+                if let Some(ext) = frame.ext.as_deref_mut() {
+                    if ext.pop_trivial(id) {
+                        return;
+                    }
+                }
+                return remove_current(frame, id);
+            }
+        }
+    }
+    release_slow(shared, id);
+}
+
+/// [`release`] of an item of the current frame, borrowed as `frame`.
+#[inline(never)]
+fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
+    let removed = frame.remove(id);
+    drop(frame);
+    rethrow(removed.finish().err());
+}
+
+#[cold]
+#[inline(never)]
+fn release_slow(shared: &Arc<Shared>, id: u64) {
     let removed = with_current(|cell| {
         let mut frame = cell.try_borrow_mut().ok()?;
         frame.owns(shared).then(|| frame.remove(id))

@@ -10,7 +10,9 @@
 //! It follows the TC39 AsyncContext model:
 //!
 //! * a **mapping** from variables to values is immutable: capturing it is
-//!   O(1), binding makes a new one;
+//!   O(1), binding makes a new one (when it is next captured: a binding
+//!   that nothing captures costs no mapping, nor, for a small value, any
+//!   allocation);
 //! * a **frame** is the unit of suspension: it owns its current mapping, the
 //!   bindings made in it and the hooks registered in it. Frames are made by
 //!   [`FutureExt::frame`], [`Variable::scope`], [`Snapshot::scope`],
@@ -86,6 +88,7 @@ mod sync;
 mod table;
 mod task;
 mod unframed;
+mod value;
 mod variable;
 
 pub use error::BindError;

@@ -5,8 +5,7 @@ use std::future::Future;
 
 use crate::frame;
 use crate::future::Framed;
-use crate::mapping::Mapping;
-use crate::sync::arc_any;
+use crate::mapping::{Mapping, Value};
 use crate::variable::{downcast, Variable};
 
 /// An immutable capture of every variable's value at one moment.
@@ -217,7 +216,7 @@ impl Snapshot {
     /// ```
     pub fn with<T: Send + Sync + 'static>(&self, var: &Variable<T>, value: T) -> Snapshot {
         Snapshot {
-            mapping: self.mapping.with(var.id(), arc_any(value)),
+            mapping: self.mapping.with(var.id(), Value::of(value)),
         }
     }
 

@@ -16,6 +16,8 @@ mod imp {
     pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
     pub(crate) use std::thread_local;
 
+    use super::ArcAny;
+
     /// One step of a wait for another thread: a spin first, then a yield.
     pub(crate) fn backoff(spins: &mut u32) {
         if *spins < 100 {
@@ -31,11 +33,27 @@ mod imp {
         Arc::from(v)
     }
 
-    /// Makes a type-erased value.
-    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(
-        v: T,
-    ) -> Arc<dyn std::any::Any + Send + Sync> {
-        Arc::new(v)
+    /// Makes a type-erased value; with the address of the value in it,
+    /// taken from the typed `Arc` (a constant offset, where the erased one
+    /// reads the alignment from the vtable).
+    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(v: T) -> (ArcAny, *const ()) {
+        let v = Arc::new(v);
+        let at = Arc::as_ptr(&v).cast::<()>();
+        (v, at)
+    }
+
+    /// [`arc_any`] of an initialized `Arc::new_uninit`.
+    ///
+    /// # Safety
+    ///
+    /// The value is initialized.
+    pub(crate) unsafe fn arc_any_init<T: std::any::Any + Send + Sync>(
+        v: Arc<std::mem::MaybeUninit<T>>,
+    ) -> (ArcAny, *const ()) {
+        // SAFETY: the caller's contract.
+        let v = unsafe { v.assume_init() };
+        let at = Arc::as_ptr(&v).cast::<()>();
+        (v, at)
     }
 }
 
@@ -43,6 +61,8 @@ mod imp {
 mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::{Arc, Mutex, MutexGuard};
+
+    use super::ArcAny;
 
     /// One step of a wait for another thread: under loom, a yield, so that
     /// the model lets the other thread run (a spin would never end).
@@ -73,15 +93,39 @@ mod imp {
         Arc::from_std(std::sync::Arc::from(v))
     }
 
-    /// Makes a type-erased value (loom's `Arc` cannot coerce).
-    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(
-        v: T,
-    ) -> Arc<dyn std::any::Any + Send + Sync> {
-        Arc::from_std(std::sync::Arc::new(v) as std::sync::Arc<dyn std::any::Any + Send + Sync>)
+    /// Makes a type-erased value (loom's `Arc` cannot coerce), with the
+    /// address of the value in it (loom's `Arc` keeps the std one).
+    pub(crate) fn arc_any<T: std::any::Any + Send + Sync>(v: T) -> (ArcAny, *const ()) {
+        let v = std::sync::Arc::new(v);
+        let at = std::sync::Arc::as_ptr(&v).cast::<()>();
+        (
+            Arc::from_std(v as std::sync::Arc<dyn std::any::Any + Send + Sync>),
+            at,
+        )
+    }
+
+    /// [`arc_any`] of an initialized `Arc::new_uninit`.
+    ///
+    /// # Safety
+    ///
+    /// The value is initialized.
+    pub(crate) unsafe fn arc_any_init<T: std::any::Any + Send + Sync>(
+        v: std::sync::Arc<std::mem::MaybeUninit<T>>,
+    ) -> (ArcAny, *const ()) {
+        // SAFETY: the caller's contract.
+        let v = unsafe { v.assume_init() };
+        let at = std::sync::Arc::as_ptr(&v).cast::<()>();
+        (
+            Arc::from_std(v as std::sync::Arc<dyn std::any::Any + Send + Sync>),
+            at,
+        )
     }
 }
 
 pub(crate) use imp::*;
+
+/// A type-erased shared value.
+pub(crate) type ArcAny = Arc<dyn std::any::Any + Send + Sync>;
 
 /// Locks a mutex, ignoring poisoning: no code that can panic ever runs while
 /// one of the core's mutexes is held, so a poisoned lock holds consistent data.

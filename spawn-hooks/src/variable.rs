@@ -10,7 +10,7 @@ use crate::error::BindError;
 use crate::frame::{self, Registration};
 use crate::future::Framed;
 use crate::mapping::Value;
-use crate::sync::{arc_any, Arc};
+use crate::value::Stored;
 
 /// Ids are never reused, so an id names one variable, and so one type, for
 /// the life of the process. (`std` atomics: a `Variable` is const-constructed.)
@@ -124,6 +124,7 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// let _b = DEPTH.set(1);
     /// assert_eq!(DEPTH.get(), Some(1));
     /// ```
+    #[inline(always)]
     pub fn get(&self) -> Option<T>
     where
         T: Clone,
@@ -151,12 +152,11 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// let len = NAME.with(|n| n.map_or(0, |n| n.len()));
     /// assert_eq!(len, 18);
     /// ```
+    #[inline(always)]
     pub fn with<R>(&self, f: impl FnOnce(Option<&T>) -> R) -> R {
-        let id = self.id_if_bound();
-        if id == 0 {
-            return f(None);
-        }
-        frame::read(|mapping| f(mapping.get(id).map(downcast::<T>)))
+        // Not checked for 0 (never bound): no binding or mapping has id 0,
+        // so the lookup finds nothing, and the common case saves a branch.
+        frame::read(self.id_if_bound(), |value| f(value.map(downcast::<T>)))
     }
 
     /// Binds `value` in the current frame until the returned guard drops,
@@ -166,6 +166,13 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// order, moved, or dropped on another thread, it never disturbs another
     /// binding. A binding is never visible to frames that did not inherit it:
     /// the parent of the frame, or tasks spawned before it was made.
+    ///
+    /// A value of at most 16 bytes (aligned to at most 8: integers,
+    /// references, `Arc`s, `&'static str`) is kept in the binding itself: in
+    /// a frame that has bound before, `set` and the guard's drop allocate
+    /// nothing. The first read ([`get`](Variable::get),
+    /// [`with`](Variable::with)) or capture of the frame (a snapshot, a
+    /// spawn, a nested frame) that needs it moves it to shared storage, once.
     ///
     /// # Panics
     ///
@@ -211,7 +218,7 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// }
     /// ```
     pub fn try_set(&self, value: T) -> Result<Binding, BindError> {
-        let registered = frame::bind(self.name, self.id(), arc_any(value))?;
+        let registered = frame::bind(self.name, self.id(), Stored::new(value))?;
         Ok(Binding {
             _registration: Registration::new(registered),
         })
@@ -253,7 +260,7 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// # });
     /// ```
     pub fn scope<F: Future>(&self, value: T, fut: F) -> Framed<F> {
-        Framed::inherit_with(self.id(), arc_any(value), fut)
+        Framed::inherit_with(self.id(), Value::of(value), fut)
     }
 
     /// Runs `f` in a frame where this variable is `value`; the previous context
@@ -272,23 +279,26 @@ impl<T: Send + Sync + 'static> Variable<T> {
     /// });
     /// ```
     pub fn sync_scope<R>(&self, value: T, f: impl FnOnce() -> R) -> R {
-        let mapping = frame::current_mapping().with(self.id(), arc_any(value));
+        let mapping = frame::current_mapping().with(self.id(), Value::of(value));
         frame::run_in(mapping, f)
     }
 }
 
 /// Reads a value stored under a variable's id as the variable's type.
+#[inline(always)]
 pub(crate) fn downcast<T: Any>(value: &Value) -> &T {
-    debug_assert!(value.is::<T>(), "a value stored under the wrong id");
-    let erased: *const (dyn Any + Send + Sync) = Arc::as_ptr(value);
-    // SAFETY: values enter a mapping only through `Variable<T>` methods, which
-    // store an `Arc<T>` (made by `arc_any::<T>`) under that variable's id; ids
-    // come from a global counter and are given to exactly one `Variable`,
-    // whose `T` is fixed, and never reused. So the value under the id this is
-    // called with has concrete type `T`, and casting the data pointer of the
-    // `dyn Any` back to `*const T` is the inverse of the unsizing that made it.
-    // The returned reference borrows `value`, which keeps the `Arc` alive.
-    unsafe { &*erased.cast::<T>() }
+    debug_assert!(value.get().is::<T>(), "a value stored under the wrong id");
+    // SAFETY: values enter a mapping or a binding only through `Variable<T>`
+    // methods, which store a `T` (`Value::of::<T>`, `Stored::new::<T>`)
+    // under that variable's id; ids come from a global counter and are given
+    // to exactly one `Variable`, whose `T` is fixed, and never reused. So the
+    // value under the id this is called with has concrete type `T`, and
+    // `data` is its address in the `Arc` (`Value::data`), valid for reads and
+    // aligned. The returned reference borrows `value`, which keeps the `Arc`
+    // alive; nothing writes to the value but through its own `UnsafeCell`s.
+    // (The cast, rather than `downcast_ref`, spares the `TypeId` compare
+    // through the vtable on every read; unsafe as before this change.)
+    unsafe { value.data().cast::<T>().as_ref() }
 }
 
 impl<T> fmt::Debug for Variable<T> {
