@@ -267,7 +267,7 @@ impl TaskTable {
         let n = id.get();
         // A stale frame under the same id goes first.
         let _ = self.remove(id);
-        let inner = Box::into_raw(frame.into_inner());
+        let inner = frame.into_raw();
         for i in [TaskTable::first(n), TaskTable::second(n)] {
             let slot = &self.slots[i];
             if slot.id.load(Ordering::Acquire) != 0 {

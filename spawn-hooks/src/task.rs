@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::ptr;
+use std::ptr::{self, NonNull};
 
 use crate::frame::{self, Frame, FramePtr, Leave};
 use crate::lifecycle::Lifecycle;
@@ -82,7 +82,11 @@ pub type CaughtPanic = Box<dyn std::any::Any + Send + 'static>;
 /// // Its termination callback:
 /// task.end().unwrap();
 /// ```
-pub struct TaskFrame(Option<Box<Inner>>);
+pub struct TaskFrame(Option<NonNull<Inner>>);
+
+// SAFETY: a `TaskFrame` owns its `Inner` as a `Box` would (it is one, made
+// into a pointer: see `TaskFrame::new`), and `Inner` is `Send`.
+unsafe impl Send for TaskFrame {}
 
 /// Boxed: while entered, the thread's current-frame pointer points into the
 /// box, and the `TaskFrame` itself may move (a [`TaskTable`] keeps the box
@@ -226,16 +230,23 @@ impl TaskFrame {
     /// assert!(!task.is_entered());
     /// ```
     pub fn new(snapshot: Snapshot) -> TaskFrame {
-        TaskFrame(Some(Inner::new(snapshot)))
+        // Kept as a raw pointer, not a `Box`: the thread's current-frame
+        // pointer points into the allocation while the frame is entered, and
+        // moving a `Box` (the `TaskFrame` moves freely) would assert that
+        // nothing else points into it, which the aliasing models (Stacked
+        // and Tree Borrows) then hold against the current-frame pointer.
+        TaskFrame(NonNull::new(Box::into_raw(Inner::new(snapshot))))
     }
 
-    /// The frame's box: there until [`into_inner`](TaskFrame::into_inner)
-    /// takes it, which consumes the `TaskFrame`.
+    /// The frame's `Inner`: there until [`into_raw`](TaskFrame::into_raw)
+    /// takes it, which consumes the `TaskFrame`, or `end` leaks it.
     #[inline]
     fn inner(&self) -> &Inner {
-        self.0
-            .as_deref()
-            .expect("a TaskFrame keeps its box until consumed")
+        let inner = self.0.expect("a TaskFrame keeps its frame until consumed");
+        // SAFETY: the pointer of a live `Box<Inner>` (`new`), owned by this
+        // `TaskFrame` until `into_raw` or `drop`, which take it out first;
+        // only shared references are made (its mutable parts are cells).
+        unsafe { inner.as_ref() }
     }
 
     /// A frame that starts from `snapshot` with `hook` registered in it,
@@ -250,11 +261,13 @@ impl TaskFrame {
         task
     }
 
-    /// The box, for a [`TaskTable`](crate::TaskTable) to keep by pointer.
-    pub(crate) fn into_inner(mut self) -> Box<Inner> {
+    /// The frame's `Inner`, for a [`TaskTable`](crate::TaskTable) to keep:
+    /// the pointer of a `Box<Inner>`, which the table owns from now on.
+    pub(crate) fn into_raw(mut self) -> *mut Inner {
         self.0
             .take()
-            .expect("a TaskFrame keeps its box until consumed")
+            .expect("a TaskFrame keeps its frame until consumed")
+            .as_ptr()
     }
 
     /// Whether the frame is entered (between [`enter`](TaskFrame::enter)
@@ -340,16 +353,14 @@ impl TaskFrame {
     /// task.end().expect("nothing panicked");
     /// ```
     pub fn end(&mut self) -> Result<(), CaughtPanic> {
-        let Some(inner) = self.0.as_deref() else {
+        if self.0.is_none() {
             return Ok(());
-        };
-        match inner.end() {
+        }
+        match self.inner().end() {
             Ended::Done(result) => result,
             Ended::Stray => {
                 // Gone from this `TaskFrame`, never freed.
-                if let Some(stray) = self.0.take() {
-                    Box::leak(stray);
-                }
+                self.0 = None;
                 Ok(())
             }
         }
@@ -364,6 +375,10 @@ impl Drop for TaskFrame {
     fn drop(&mut self) {
         let _ = self.end();
         if let Some(inner) = self.0.take() {
+            // SAFETY: the pointer of a `Box<Inner>` this `TaskFrame` owned
+            // (see `inner`), ended, so current on no thread; taken out, so
+            // freed once.
+            let inner = unsafe { Box::from_raw(inner.as_ptr()) };
             let _ = frame::catch(move || drop(inner));
         }
     }
@@ -372,9 +387,10 @@ impl Drop for TaskFrame {
 impl fmt::Debug for TaskFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TaskFrame");
-        let Some(inner) = self.0.as_deref() else {
+        if self.0.is_none() {
             return d.field("state", &"ended").finish();
-        };
+        }
+        let inner = self.inner();
         let state = match inner.prev.get() {
             p if p == not_entered() => "not entered",
             p if p == ended() => "ended",
