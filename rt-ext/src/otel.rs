@@ -372,16 +372,9 @@ mod propagator {
     /// The W3C header, as OpenTelemetry's carriers name it.
     const BAGGAGE: &str = "baggage";
 
-    /// What a baggage key or value may not hold raw: everything outside
-    /// W3C `baggage-octet` (non-ASCII is always encoded), plus `=`.
-    const TEXT: &AsciiSet = &CONTROLS
-        .add(b' ')
-        .add(b'"')
-        .add(b',')
-        .add(b';')
-        .add(b'\\')
-        .add(b'%')
-        .add(b'=');
+    // What a baggage key or value may not hold raw: the set the codec's own
+    // baggage writer uses.
+    use crate::propagation::baggage::VALUE as TEXT;
 
     /// What a member's properties (`;p=1;q`) may not hold raw: their own
     /// separators stay.

@@ -97,7 +97,7 @@
 //! assert_eq!(chain, "checkout > payment");
 //! ```
 
-mod baggage;
+pub(crate) mod baggage;
 mod bounded;
 mod codec;
 mod compact;

@@ -293,7 +293,7 @@ impl Hooks {
                     let mut list = std::mem::take(&mut self.0).into_vec();
                     let gone = list.remove(k);
                     self.0 = list.into_boxed_slice();
-                    let _ = catch_unwind(AssertUnwindSafe(move || drop(gone)));
+                    let _ = crate::frame::catch(move || drop(gone));
                     first.get_or_insert(p);
                 }
             }
@@ -512,7 +512,7 @@ fn call<L: Lifecycle>(slot: &mut Option<L>, f: fn(&mut L)) {
 #[inline(never)]
 fn hook_panicked<L>(slot: &mut Option<L>, panic: Box<dyn std::any::Any + Send>) {
     let gone = slot.take();
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(gone)));
+    let _ = crate::frame::catch(move || drop(gone));
     if !std::thread::panicking() {
         resume_unwind(panic);
     }

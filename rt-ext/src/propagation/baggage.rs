@@ -23,7 +23,8 @@ use super::report::{DecodeError, Decoded, SkipReason, Skipped};
 
 /// What a value may not hold raw: everything outside W3C `baggage-octet`
 /// (non-ASCII is always encoded), plus `=`, which some readers split on.
-const VALUE: &AsciiSet = &CONTROLS
+/// The OpenTelemetry propagator encodes baggage keys and values with it too.
+pub(crate) const VALUE: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b',')
