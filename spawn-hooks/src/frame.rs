@@ -161,13 +161,17 @@ struct FrameExt {
     /// the starting mapping or the bindings hold too, so dropping it runs no
     /// user code, except when a removal drops it (see `Removed`).
     current: Cell<Option<Mapping>>,
-    /// Live hooks, oldest first (so ids increase along the vector). Empty
-    /// while `run_hooks` has them out; hooks registered meanwhile land here.
+    /// Live hooks, oldest first (so ids increase along the vector). While
+    /// `run_hooks` calls them (`calling`), no slot moves and none is dropped:
+    /// a hook is called in place, through a pointer into its box.
     hooks: Vec<HookSlot>,
-    /// Whether `run_hooks` has the hooks out.
-    hooks_out: bool,
-    /// Hooks whose guard was dropped while they were out.
-    removed_out: Vec<u64>,
+    /// Whether `run_hooks` is calling the hooks: a pass is under way.
+    calling: bool,
+    /// Hooks registered while `calling`: added after `hooks` when the pass
+    /// ends.
+    added: Vec<HookSlot>,
+    /// Whether a slot was marked gone during the pass.
+    dirty: bool,
     /// Whether `settle_pending` is finishing a deferred removal: user code
     /// that runs meanwhile sees the frame as it was when that removal's
     /// guard dropped, so the later removals wait (see `settle_waits`).
@@ -186,7 +190,10 @@ struct HookSlot {
     hook: Box<dyn Lifecycle>,
     /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
     entered: bool,
-    /// It panicked: dropped when the hooks are put back.
+    /// It panicked, or its guard dropped, while the hooks were being called:
+    /// not called again, dropped when the pass ends.
+    gone: bool,
+    /// It panicked (it is then dropped as it is, not resumed first).
     poisoned: bool,
 }
 
@@ -215,6 +222,27 @@ struct SharedState {
     /// The frame has ended: removals are moot.
     closed: bool,
     removals: Vec<u64>,
+}
+
+/// Where a pass over a frame's hooks is (see `Frame::step`).
+struct Pass {
+    /// The hooks that are due: entered ones (`on_yield`), or suspended ones.
+    due: bool,
+    /// How many hooks the pass covers; 0 until it starts.
+    len: usize,
+    /// How many slots were looked at.
+    next: usize,
+    /// The slot whose hook is being called, and whether the call returned.
+    called: Option<(usize, bool)>,
+}
+
+/// What to do next in a pass over a frame's hooks.
+enum Step {
+    /// Call this hook (in place, with the frame not borrowed).
+    Call(*mut dyn Lifecycle),
+    /// The pass is over: the hooks to drop and whether any was registered
+    /// meanwhile, if anything changed (see `FrameExt::end_pass_changed`).
+    Done(Option<(Vec<Removed>, bool)>),
 }
 
 /// Something taken out of a frame, to be finished outside the borrow.
@@ -312,8 +340,9 @@ impl Frame {
                 bindings: Vec::new(),
                 current: Cell::new(None),
                 hooks: Vec::new(),
-                hooks_out: false,
-                removed_out: Vec::new(),
+                calling: false,
+                added: Vec::new(),
+                dirty: false,
                 settling: false,
             })
         })
@@ -325,13 +354,7 @@ impl Frame {
 
     fn add_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) -> Registered {
         let ext = self.ext_mut(home);
-        let id = ext.new_id();
-        ext.hooks.push(HookSlot {
-            id,
-            hook,
-            entered: true,
-            poisoned: false,
-        });
+        let id = ext.push_hook(hook, true);
         (ext.shared.clone(), id)
     }
 
@@ -339,14 +362,7 @@ impl Frame {
     /// frame's next resume (its first entry) and dropped when the frame
     /// ends. For a frame that does not move (its `home`).
     pub(crate) fn add_suspended_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) {
-        let ext = self.ext_mut(home);
-        let id = ext.new_id();
-        ext.hooks.push(HookSlot {
-            id,
-            hook,
-            entered: false,
-            poisoned: false,
-        });
+        self.ext_mut(home).push_hook(hook, false);
     }
 
     /// Removes the binding or hook `id`, by identity.
@@ -378,68 +394,92 @@ impl Frame {
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
+            if ext.calling {
+                // Maybe being called: not called again, dropped when the
+                // pass ends.
+                let slot = &mut ext.hooks[i];
+                if !slot.gone {
+                    slot.gone = true;
+                    ext.dirty = true;
+                }
+                return Removed::Nothing;
+            }
             let slot = ext.hooks.remove(i);
             return Removed::Hook {
                 hook: slot.hook,
                 entered: slot.entered,
             };
         }
-        if ext.hooks_out {
-            // Out in `run_hooks`, maybe being called: removed when put back.
-            ext.removed_out.push(id);
+        if let Some(i) = ext.added.iter().position(|h| h.id == id) {
+            let slot = ext.added.remove(i);
+            return Removed::Hook {
+                hook: slot.hook,
+                entered: slot.entered,
+            };
         }
         Removed::Nothing
     }
 
-    /// Takes the hooks out, to call them without borrowing the frame.
-    fn take_hooks(&mut self) -> Option<Vec<HookSlot>> {
-        let ext = self.ext.as_deref_mut()?;
-        if ext.hooks.is_empty() || ext.hooks_out {
-            return None;
-        }
-        ext.hooks_out = true;
-        Some(mem::take(&mut ext.hooks))
-    }
-
-    /// Puts called hooks back, after those registered meanwhile (which are
-    /// newer). Returns the hooks to drop (those that panicked, and those whose
-    /// guard dropped meanwhile) and whether any hook was registered meanwhile;
-    /// `None` when nothing changed while the hooks were out.
-    fn put_hooks(&mut self, mut list: Vec<HookSlot>) -> Option<(Vec<Removed>, bool)> {
+    /// One step of a pass over the hooks (see `run_hooks`), under one
+    /// borrow of the frame: starts the pass, records the outcome of the call
+    /// just made, and finds the next hook that is due (`entered == due`, not
+    /// gone), or ends the pass.
+    #[inline]
+    fn step(&mut self, pass: &mut Pass) -> Step {
         let Some(ext) = self.ext.as_deref_mut() else {
-            let gone = list.drain(..).map(HookSlot::into_removed).collect();
-            return Some((gone, false));
+            return Step::Done(None);
         };
-        ext.hooks_out = false;
-        let added = !ext.hooks.is_empty();
-        if !added && ext.removed_out.is_empty() && !list.iter().any(|h| h.poisoned) {
-            // The common case: nothing changed while the hooks were out.
-            ext.hooks = list;
-            return None;
+        if pass.len == 0 {
+            if ext.hooks.is_empty() || ext.calling {
+                return Step::Done(None);
+            }
+            ext.calling = true;
+            pass.len = ext.hooks.len();
         }
-        if added {
-            list.append(&mut ext.hooks);
-        }
-        let removed = mem::take(&mut ext.removed_out);
-        let mut gone = Vec::new();
-        if !removed.is_empty() || list.iter().any(|h| h.poisoned) {
-            let mut i = 0;
-            while i < list.len() {
-                if list[i].poisoned || removed.contains(&list[i].id) {
-                    gone.push(list.remove(i).into_removed());
-                } else {
-                    i += 1;
-                }
+        if let Some((i, ok)) = pass.called.take() {
+            let slot = &mut ext.hooks[i];
+            if ok {
+                slot.entered = !pass.due;
+            } else {
+                slot.gone = true;
+                slot.poisoned = true;
+                ext.dirty = true;
             }
         }
-        ext.hooks = list;
-        Some((gone, added))
+        while pass.next < pass.len {
+            // `on_resume` oldest first, `on_yield` newest first.
+            let i = match pass.due {
+                true => pass.len - 1 - pass.next,
+                false => pass.next,
+            };
+            pass.next += 1;
+            let slot = &mut ext.hooks[i];
+            if slot.entered == pass.due && !slot.gone {
+                pass.called = Some((i, false));
+                return Step::Call(&mut *slot.hook);
+            }
+        }
+        ext.calling = false;
+        if !ext.dirty && ext.added.is_empty() {
+            return Step::Done(None);
+        }
+        Step::Done(Some(ext.end_pass_changed()))
+    }
+
+    /// Whether a pass over the hooks is under way: they are not to be
+    /// dropped meanwhile.
+    fn in_pass(&self) -> bool {
+        self.ext.as_deref().is_some_and(|e| e.calling)
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
     fn pop_item(&mut self) -> Option<Removed> {
         let ext = self.ext.as_deref_mut()?;
-        if let Some(slot) = ext.hooks.pop() {
+        if ext.calling {
+            // A hook being called: nothing is dropped under it.
+            return None;
+        }
+        if let Some(slot) = ext.added.pop().or_else(|| ext.hooks.pop()) {
             return Some(slot.into_removed());
         }
         let id = ext.bindings.last()?.id;
@@ -458,9 +498,7 @@ impl Frame {
     /// called. Code that runs then sees the frame as it is (a removal applied
     /// there would overtake the ones in progress).
     fn settle_waits(&self) -> bool {
-        self.ext
-            .as_deref()
-            .is_some_and(|e| e.settling || e.hooks_out)
+        self.ext.as_deref().is_some_and(|e| e.settling || e.calling)
     }
 
     fn set_settling(&mut self, on: bool) {
@@ -621,6 +659,45 @@ impl FrameExt {
         mapping
     }
 
+    /// Registers `hook`, `entered` or suspended; during a pass it waits
+    /// aside, so that no slot moves while a hook is called in place.
+    fn push_hook(&mut self, hook: Box<dyn Lifecycle>, entered: bool) -> u64 {
+        let id = self.new_id();
+        let slot = HookSlot {
+            id,
+            hook,
+            entered,
+            gone: false,
+            poisoned: false,
+        };
+        if self.calling {
+            self.added.push(slot);
+        } else {
+            self.hooks.push(slot);
+        }
+        id
+    }
+
+    /// [`Frame::end_pass`] when something changed during the pass.
+    #[cold]
+    #[inline(never)]
+    fn end_pass_changed(&mut self) -> (Vec<Removed>, bool) {
+        let mut gone = Vec::new();
+        if mem::take(&mut self.dirty) {
+            let mut i = 0;
+            while i < self.hooks.len() {
+                if self.hooks[i].gone {
+                    gone.push(self.hooks.remove(i).into_removed());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let added = !self.added.is_empty();
+        self.hooks.append(&mut self.added);
+        (gone, added)
+    }
+
     /// The id of a new binding or hook: unique within the frame, increasing.
     fn new_id(&mut self) -> u64 {
         let id = self.next_id;
@@ -646,7 +723,7 @@ impl fmt::Debug for Frame {
         f.debug_struct("Frame")
             .field("start", &self.start)
             .field("bindings", &ext.map_or(0, |e| e.bindings.len()))
-            .field("hooks", &ext.map_or(0, |e| e.hooks.len()))
+            .field("hooks", &ext.map_or(0, |e| e.hooks.len() + e.added.len()))
             .field("base", &self.base)
             .finish()
     }
@@ -761,11 +838,18 @@ fn keep_first(slot: &mut Option<Payload>, result: Result<(), Payload>) {
 
 /// Re-raises a panic of user code caught by the protocol, unless the thread is
 /// already unwinding (a second panic would abort the process).
-fn rethrow(payload: Option<Payload>) {
+#[inline]
+pub(crate) fn rethrow(payload: Option<Payload>) {
     if let Some(payload) = payload {
-        if !std::thread::panicking() {
-            panic::resume_unwind(payload);
-        }
+        rethrow_caught(payload);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn rethrow_caught(payload: Payload) {
+    if !std::thread::panicking() {
+        panic::resume_unwind(payload);
     }
 }
 
@@ -1153,94 +1237,80 @@ pub(crate) enum Leave {
     End,
 }
 
-/// A frame installed as the thread's current frame. Dropping it leaves the
-/// frame (steps 4 and 5) and makes the previous frame current again; because
-/// that happens in `Drop`, a panic in the polled future or closure still
-/// restores the thread's previous frame, and nested frames unwind in order
-/// (they are strictly stack-scoped, so the frame current at drop time is
-/// always ours).
+/// A frame installed as the thread's current frame: the one form of steps
+/// 1 to 5 that [`Framed`](crate::Framed) and closure frames use (a
+/// [`TaskFrame`](crate::TaskFrame), whose entry outlives any scope, calls
+/// [`install`], [`resume`] and [`uninstall`] itself).
+///
+/// [`leave`](Entered::leave) leaves the frame (step 4, or step 5 once
+/// [`ending`](Entered::ending)) and makes the previous frame current again.
+/// Dropping it without `leave` does the same, for a poll or closure that
+/// unwinds, so a panic still restores the thread's previous frame, and nested
+/// frames unwind in order (they are strictly stack-scoped, so the frame
+/// current at drop time is always ours).
 ///
 /// It borrows its frame for its whole life, so the frame cannot move or be
 /// dropped while its address is the thread's current frame. It is never
-/// leaked while installed (`suspend` leaves first).
+/// leaked while installed. Two words and a flag, with no panic slot: what
+/// user code panics with on the way in or out is handed to the caller.
 pub(crate) struct Entered<'a> {
     home: &'a RefCell<Frame>,
     /// The frame that was current before.
     prev: FramePtr,
-    /// Whether `home` is still installed.
-    installed: bool,
     leave: Leave,
-    panic: Option<Payload>,
 }
 
 impl<'a> Entered<'a> {
-    /// Steps 1 and 2: installs `home` as the current frame; when `resuming`,
-    /// applies deferred removals and runs `on_resume`.
-    #[inline]
-    pub(crate) fn enter(home: &'a RefCell<Frame>, resuming: bool, leave: Leave) -> Entered<'a> {
-        let prev = install(home);
-        let panic = if resuming { resume(home) } else { None };
+    /// Step 1: installs `home` as the current frame; [`leave`] (or dropping
+    /// the guard) leaves it as `leave` says.
+    ///
+    /// [`leave`]: Entered::leave
+    #[inline(always)]
+    pub(crate) fn install(home: &'a RefCell<Frame>, leave: Leave) -> Entered<'a> {
         Entered {
             home,
-            prev,
-            installed: true,
+            prev: install(home),
             leave,
-            panic,
         }
     }
 
-    /// Whether a hook panicked while the frame was resumed; the caller should
-    /// not poll then, and the panic is resumed when `self` drops.
-    pub(crate) fn panicked(&self) -> bool {
-        self.panic.is_some()
+    /// Step 2, for a frame known to have work to do on the way in (see
+    /// [`has_registrations`]): applies deferred removals and runs
+    /// `on_resume`. Returns the panic of user code, if any.
+    #[inline]
+    pub(crate) fn resume_registered(&self) -> Option<Payload> {
+        resume_current(self.home)
     }
 
-    /// Leaves the frame for good (step 5).
-    pub(crate) fn end(mut self) {
-        self.leave = Leave::End;
+    /// Step 2, whatever the frame has.
+    #[inline]
+    pub(crate) fn resume(&self) -> Option<Payload> {
+        resume(self.home)
     }
 
-    /// Makes dropping `self` end the frame (step 5), from now on: set before
-    /// the last destructors of the frame's owner run, so that the frame ends
-    /// even if one of them panics.
+    /// Makes leaving end the frame (step 5), from now on: set before the
+    /// last destructors of the frame's owner run, so that the frame ends even
+    /// if one of them panics.
+    #[inline(always)]
     pub(crate) fn ending(&mut self) {
         self.leave = Leave::End;
     }
 
-    /// Forgets the panic of a hook caught on resume (the thread is already
-    /// unwinding: resuming it would abort the process).
-    pub(crate) fn discard_panic(&mut self) {
-        self.panic = None;
-    }
-
-    /// Leaves the frame after a `Pending` poll (step 4): what dropping `self`
-    /// does, without the drop glue when nothing panicked.
+    /// Steps 4 or 5, now. Returns the panic of user code, if any.
     #[inline(always)]
-    pub(crate) fn suspend(mut self) {
-        if self.installed {
-            self.installed = false;
-            if let Some(p) = uninstall(self.home, self.prev, Leave::Suspend) {
-                self.panic.get_or_insert(p);
-            }
-        }
-        if self.panic.is_none() {
-            mem::forget(self);
-        }
+    pub(crate) fn leave(self) -> Option<Payload> {
+        let this = mem::ManuallyDrop::new(self);
+        uninstall(this.home, this.prev, this.leave)
     }
 }
 
 impl Drop for Entered<'_> {
-    #[inline]
+    /// The poll or closure unwound: leaves as [`Entered::leave`] does; a
+    /// panic of user code on the way out is discarded (the thread is
+    /// unwinding already) or resumed.
+    #[cold]
     fn drop(&mut self) {
-        if self.installed {
-            self.installed = false;
-            if let Some(p) = uninstall(self.home, self.prev, self.leave) {
-                self.panic.get_or_insert(p);
-            }
-        }
-        if self.panic.is_some() {
-            rethrow(self.panic.take());
-        }
+        rethrow(uninstall(self.home, self.prev, self.leave));
     }
 }
 
@@ -1249,59 +1319,6 @@ impl fmt::Debug for Entered<'_> {
         f.debug_struct("Entered")
             .field("leave", &self.leave)
             .finish()
-    }
-}
-
-/// A frame installed for a poll that has nothing to resume (no hooks, no
-/// deferred removals: the common poll): what [`Entered`] does, without the
-/// panic slot and the flags that only the other polls need.
-pub(crate) struct Installed<'a> {
-    home: &'a RefCell<Frame>,
-    prev: FramePtr,
-}
-
-impl<'a> Installed<'a> {
-    /// Step 1 (step 2 has nothing to do).
-    #[inline(always)]
-    pub(crate) fn new(home: &'a RefCell<Frame>) -> Installed<'a> {
-        Installed {
-            home,
-            prev: install(home),
-        }
-    }
-
-    /// Step 4 after a `Pending` poll; resumes the panic of a hook, if one
-    /// registered in the poll panicked on the way out.
-    #[inline(always)]
-    pub(crate) fn suspend(self) {
-        let this = mem::ManuallyDrop::new(self);
-        if let Some(p) = uninstall(this.home, this.prev, Leave::Suspend) {
-            rethrow(Some(p));
-        }
-    }
-
-    /// The same entry as an [`Entered`], ending when dropped: for the poll
-    /// that finished.
-    #[inline(always)]
-    pub(crate) fn ending(self) -> Entered<'a> {
-        let this = mem::ManuallyDrop::new(self);
-        Entered {
-            home: this.home,
-            prev: this.prev,
-            installed: true,
-            leave: Leave::End,
-            panic: None,
-        }
-    }
-}
-
-impl Drop for Installed<'_> {
-    /// The poll unwound: step 4, as for `Entered`.
-    #[cold]
-    fn drop(&mut self) {
-        if let Some(p) = uninstall(self.home, self.prev, Leave::Suspend) {
-            rethrow(Some(p));
-        }
     }
 }
 
@@ -1374,22 +1391,20 @@ pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) ->
         // a catch, measured 20 instructions of a `ctx::spawn` + join).
         None => {
             restore(prev);
-            return None;
+            None
         }
-        // Nothing to yield (no hooks, no deferred removals): unmark and
-        // swap.
-        Some(ext)
-            if leave == Leave::Suspend
-                && ext.hooks.is_empty()
-                && !ext.shared.pending.load(Ordering::Acquire) =>
-        {
-            ext.shared.entered_on.store(0, Ordering::Relaxed);
-            restore(prev);
-            return None;
+        Some(ext) if leave == Leave::Suspend => {
+            if ext.hooks.is_empty() && !ext.shared.pending.load(Ordering::Acquire) {
+                // Nothing to yield (no hooks, no deferred removals): unmark
+                // and swap.
+                ext.shared.entered_on.store(0, Ordering::Relaxed);
+                restore(prev);
+                return None;
+            }
+            suspend_registered(frame, prev)
         }
-        Some(_) => {}
+        Some(_) => end_registered(frame, prev),
     }
-    uninstall_slow(frame, prev, leave)
 }
 
 /// The last step of [`uninstall`]: makes `prev` current again.
@@ -1404,78 +1419,91 @@ pub(crate) fn restore(prev: FramePtr) {
     CURRENT.with(|c| c.set(prev));
 }
 
-/// [`uninstall`] of a frame with work to do on the way out.
-#[cold]
+/// Step 4 of a frame with hooks (or deferred removals): `on_yield`, newest
+/// first, then the swap back.
 #[inline(never)]
-pub(crate) fn uninstall_slow(
-    frame: &RefCell<Frame>,
-    prev: FramePtr,
-    leave: Leave,
-) -> Option<Payload> {
+fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     let mut panic = None;
-    let work = match leave {
-        Leave::Suspend => true,
-        Leave::End => frame.try_borrow().is_ok_and(|f| f.ext.is_some()),
-    };
-    if work {
-        leave_current(frame, leave, &mut panic);
+    // Mutant: `on_yield` is skipped when the poll unwinds.
+    #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
+    let skip = std::thread::panicking();
+    #[cfg(not(spawn_hooks_mutant = "no_yield_on_unwind"))]
+    let skip = false;
+    if !skip {
+        run_hooks(frame, Phase::Yield, &mut panic);
     }
     unmark(frame);
     restore(prev);
-    if leave == Leave::End {
-        if let Ok(mut f) = frame.try_borrow_mut() {
-            let mine = mem::take(&mut *f);
-            drop(f);
-            keep_first(&mut panic, catch(move || drop(mine)));
-        }
-    }
     panic
 }
 
-/// Step 4 or the teardown of step 5, on the current frame.
+/// Step 5 of a frame in which something was bound or registered: teardown,
+/// with the frame still current, then the swap back; what is left of the
+/// frame is dropped no longer current, and the frame is left empty.
 #[cold]
-fn leave_current(cell: &RefCell<Frame>, leave: Leave, panic: &mut Option<Payload>) {
-    match leave {
-        // Mutant: `on_yield` is skipped when the poll unwinds.
-        #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
-        Leave::Suspend if std::thread::panicking() => {}
-        Leave::Suspend => run_hooks(cell, Phase::Yield, panic),
-        Leave::End => teardown(cell, panic),
+#[inline(never)]
+fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+    let mut panic = None;
+    if frame.try_borrow().is_ok() {
+        teardown(frame, &mut panic);
     }
+    unmark(frame);
+    restore(prev);
+    // (Not while a pass calls the hooks, should a hook's callback end its
+    // own frame: they are dropped with the frame's owner then.)
+    if let Some(mut f) = frame.try_borrow_mut().ok().filter(|f| !f.in_pass()) {
+        let mine = mem::take(&mut *f);
+        drop(f);
+        keep_first(&mut panic, catch(move || drop(mine)));
+    }
+    panic
 }
 
 /// Runs the hooks of the current frame for `phase`: `on_resume` oldest first,
 /// `on_yield` newest first. The `entered` flag of each hook makes the two
 /// strictly alternate, whatever hooks are added or removed by the callbacks.
-/// A hook that panics is dropped at once; the others still run.
+/// A hook that panics is dropped when the pass ends; the others still run.
+///
+/// Each hook is called in place, with the frame not borrowed: during the
+/// pass (`FrameExt::calling`) no slot moves and none is dropped (a removal
+/// marks its slot gone, a registration waits aside), so the pointer taken
+/// to a hook stays valid through its call, whatever the callback does.
+#[inline(always)]
 fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
-    // The hooks that are due: entered ones yield, the others resume.
-    let due = phase == Phase::Yield;
     loop {
-        let Some(mut list) = cell.borrow_mut().take_hooks() else {
-            return;
+        let mut pass = Pass {
+            due: phase == Phase::Yield,
+            len: 0,
+            next: 0,
+            called: None,
         };
-        let n = list.len();
-        for k in 0..n {
-            // `on_resume` oldest first, `on_yield` newest first.
-            let slot = &mut list[if due { n - 1 - k } else { k }];
-            if slot.entered != due || slot.poisoned || removed_meanwhile(cell, slot.id) {
-                continue;
-            }
-            let hook = &mut *slot.hook;
+        let changed = loop {
+            let hook = match cell.borrow_mut().step(&mut pass) {
+                Step::Call(hook) => hook,
+                Step::Done(changed) => break changed,
+            };
+            // SAFETY: `hook` points into the box of a slot, taken just now
+            // through the frame's `RefCell`, whose borrow has ended. The box
+            // is neither dropped nor moved out of its slot before the pass
+            // ends (removals only mark the slot gone, teardown waits,
+            // registrations go aside), and nothing else reaches the hook
+            // meanwhile: only a pass calls it, and a second pass does not
+            // start while this one runs. Calling in place, rather than taking
+            // the hooks out and putting them back, saves about 130
+            // instructions a poll with one hook (benches/icount.sh,
+            // `poll_rtext_hook`).
+            let hook = unsafe { &mut *hook };
             let called = match phase {
                 Phase::Resume => catch(|| hook.on_resume()),
                 Phase::Yield => catch(|| hook.on_yield()),
             };
-            match called {
-                Ok(()) => slot.entered = !due,
-                Err(p) => {
-                    panic.get_or_insert(p);
-                    slot.poisoned = true;
-                }
+            if let Err(p) = called {
+                panic.get_or_insert(p);
+            } else if let Some((_, ok)) = &mut pass.called {
+                *ok = true;
             }
-        }
-        let Some((gone, added)) = cell.borrow_mut().put_hooks(list) else {
+        };
+        let Some((gone, added)) = changed else {
             return;
         };
         for removed in gone {
@@ -1487,19 +1515,6 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
             return;
         }
     }
-}
-
-/// Whether the guard of hook `id` was dropped while the hooks were out (by an
-/// earlier callback of the same pass): then it is not called again.
-#[inline]
-fn removed_meanwhile(cell: &RefCell<Frame>, id: u64) -> bool {
-    // SAFETY: as in `has_registrations`: no `RefMut` of the frame is held
-    // between two hook calls, and the reference is dropped on return.
-    let frame = unsafe { &*cell.as_ptr() };
-    frame
-        .ext
-        .as_deref()
-        .is_some_and(|e| !e.removed_out.is_empty() && e.removed_out.contains(&id))
 }
 
 /// Drops what is left in the current frame, newest hook first, then newest
@@ -1521,8 +1536,10 @@ fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
 /// returns or unwinds.
 pub(crate) fn run_in<R>(mapping: Mapping, f: impl FnOnce() -> R) -> R {
     let home = RefCell::new(Frame::with_mapping(mapping));
-    let _entered = Entered::enter(&home, false, Leave::End);
-    f()
+    let entered = Entered::install(&home, Leave::End);
+    let r = f();
+    rethrow(entered.leave());
+    r
 }
 
 #[cfg(all(test, not(spawn_hooks_loom)))]

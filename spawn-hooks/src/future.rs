@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::frame::{self, Entered, Frame, Installed, Leave};
+use crate::frame::{self, Entered, Frame, Leave, Payload};
 use crate::mapping::{Mapping, Value};
 
 /// How far a framed future has got.
@@ -77,9 +77,11 @@ pin_project! {
                 State::Given => false,
                 State::Done => return,
             };
-            let entered = Entered::enter(this.frame, resuming, Leave::End);
+            let entered = Entered::install(this.frame, Leave::End);
+            let resumed = if resuming { entered.resume() } else { None };
             this.future.set(None);
-            entered.end();
+            let left = entered.leave();
+            frame::rethrow(resumed.or(left));
             drop_leftovers(this.frame);
         }
     }
@@ -153,35 +155,45 @@ impl<F: Future> Future for Framed<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
+        let this = self.project();
         // The common poll: a suspended frame with nothing to resume.
         if matches!(this.state, State::Suspended) && !frame::has_registrations(this.frame) {
-            let installed = Installed::new(this.frame);
-            let Some(fut) = this.future.as_mut().as_pin_mut() else {
-                unreachable!("a suspended frame has its future")
-            };
-            let poll = fut.poll(cx);
-            if poll.is_pending() {
-                installed.suspend();
-            } else {
-                // Drop what the future still owns while its frame is
-                // current; the frame ends even if that destructor panics.
-                let entered = installed.ending();
-                *this.state = State::Done;
-                this.future.set(None);
-                drop(entered);
-            }
-            return poll;
+            let entered = Entered::install(this.frame, Leave::Suspend);
+            return poll_entered(this.future, entered, this.state, cx);
         }
         poll_resuming(this.future, this.frame, this.state, cx)
     }
+}
+
+/// Step 3 and the way out: polls the inner future in its frame, just
+/// entered, and leaves it (steps 4 or 5).
+#[inline(always)]
+fn poll_entered<F: Future>(
+    mut future: Pin<&mut Option<F>>,
+    mut entered: Entered<'_>,
+    state: &mut State,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    let Some(fut) = future.as_mut().as_pin_mut() else {
+        unreachable!("a suspended frame has its future")
+    };
+    let poll = fut.poll(cx);
+    if poll.is_ready() {
+        // Drop what the future still owns while its frame is current; the
+        // frame ends even if that destructor panics.
+        *state = State::Done;
+        entered.ending();
+        future.set(None);
+    }
+    frame::rethrow(entered.leave());
+    poll
 }
 
 /// A poll that has work to do on the way in: the first poll, or a frame with
 /// hooks or deferred removals.
 #[inline]
 fn poll_resuming<F: Future>(
-    mut future: Pin<&mut Option<F>>,
+    future: Pin<&mut Option<F>>,
     frame: &RefCell<Frame>,
     state: &mut State,
     cx: &mut Context<'_>,
@@ -194,41 +206,28 @@ fn poll_resuming<F: Future>(
     // Mutant: a suspended frame is entered without resuming its hooks.
     #[cfg(spawn_hooks_mutant = "no_resume")]
     let resuming = resuming && false;
-    let mut entered = Entered::enter(frame, resuming, Leave::Suspend);
-    if entered.panicked() {
-        entered = resumed_with_panic(entered);
+    let entered = Entered::install(frame, Leave::Suspend);
+    // A suspended frame polled here has work to do on the way in (the
+    // common poll checked): no second check.
+    if resuming {
+        if let Some(panic) = entered.resume_registered() {
+            resumed_with_panic(&entered, panic);
+        }
     }
-    let Some(fut) = future.as_mut().as_pin_mut() else {
-        unreachable!("a suspended frame has its future")
-    };
-    let poll = fut.poll(cx);
-    if poll.is_ready() {
-        // Drop what the future still owns while its frame is current; the
-        // frame ends even if that destructor panics.
-        *state = State::Done;
-        entered.ending();
-        future.set(None);
-        drop(entered);
-    } else {
-        entered.suspend();
-    }
-    poll
+    poll_entered(future, entered, state, cx)
 }
 
-/// After a hook panicked on resume: leaves (the other hooks yield) and lets
-/// the panic go on from here, as if the future had panicked; but when the
-/// thread is already unwinding (polled from a destructor), a second panic
-/// would abort the process: the panic is discarded, and the poll goes on
-/// without the hook, which is gone.
+/// After a hook panicked on resume: the panic goes on from here, as if the
+/// future had panicked (unwinding drops `entered`: the frame is left, the
+/// other hooks yield); but when the thread is already unwinding (polled from
+/// a destructor), a second panic would abort the process: the panic is
+/// discarded, and the poll goes on without the hook, which is gone.
 #[cold]
 #[inline(never)]
-fn resumed_with_panic(mut entered: Entered<'_>) -> Entered<'_> {
+fn resumed_with_panic(_entered: &Entered<'_>, panic: Payload) {
     if !std::thread::panicking() {
-        drop(entered);
-        unreachable!("the hook's panic is resumed when the frame is left");
+        std::panic::resume_unwind(panic);
     }
-    entered.discard_panic();
-    entered
 }
 
 /// Marks the frame suspended at its first poll; returns whether it already
