@@ -255,14 +255,18 @@ pub fn enter(span: &Span) -> SpanGuard {
 /// ```
 #[track_caller]
 pub fn try_enter(span: &Span) -> Result<SpanGuard, BindError> {
-    let mut hook = SpanHook {
-        span: span.clone(),
-        entered: false,
-        parent: current_span_id(span),
+    let parent = current_span_id(span);
+    let span = span.clone();
+    // Entered before the hook is built, so that it is built once, in place
+    // (nothing between here and there can unwind).
+    span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    let hook = SpanHook {
+        span,
+        entered: true,
+        parent,
         checked: false,
         taken_at: Location::caller(),
     };
-    hook.enter();
     // On refusal the hook is dropped, which exits the span again.
     crate::try_enter(hook).map(|hook| SpanGuard { _hook: hook })
 }
