@@ -1,0 +1,329 @@
+//! The poll protocol (steps 1 to 5 in the parent module's docs): install,
+//! resume, suspend and end, the guard [`Entered`] that pairs them for a
+//! framed poll or closure, and the calls of the hooks.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::mem;
+
+use super::current;
+use super::removals::{mark, settle, unmark};
+use super::store::{Pass, Step};
+use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload};
+use crate::mapping::Mapping;
+use crate::sync::Ordering;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Phase {
+    Resume,
+    Yield,
+}
+
+/// What leaving a frame does with it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Leave {
+    /// Run `on_yield`, keep bindings and hooks for the next poll.
+    Suspend,
+    /// Drop what is left of the bindings and hooks: the frame has ended.
+    End,
+}
+
+/// A frame installed as the thread's current frame: the one form of steps
+/// 1 to 5 that [`Framed`](crate::Framed) and closure frames use (a
+/// [`TaskFrame`](crate::TaskFrame), whose entry outlives any scope, calls
+/// [`install`], [`resume`] and [`uninstall`] itself).
+///
+/// [`leave`](Entered::leave) leaves the frame (step 4, or step 5 once
+/// [`ending`](Entered::ending)) and makes the previous frame current again.
+/// Dropping it without `leave` does the same, for a poll or closure that
+/// unwinds, so a panic still restores the thread's previous frame, and nested
+/// frames unwind in order (they are strictly stack-scoped, so the frame
+/// current at drop time is always ours).
+///
+/// It borrows its frame for its whole life, so the frame cannot move or be
+/// dropped while its address is the thread's current frame. It is never
+/// leaked while installed. Two words and a flag, with no panic slot: what
+/// user code panics with on the way in or out is handed to the caller.
+pub(crate) struct Entered<'a> {
+    home: &'a RefCell<Frame>,
+    /// The frame that was current before.
+    prev: FramePtr,
+    leave: Leave,
+}
+
+impl<'a> Entered<'a> {
+    /// Step 1: installs `home` as the current frame; [`leave`] (or dropping
+    /// the guard) leaves it as `leave` says.
+    ///
+    /// [`leave`]: Entered::leave
+    #[inline(always)]
+    pub(crate) fn install(home: &'a RefCell<Frame>, leave: Leave) -> Entered<'a> {
+        Entered {
+            home,
+            prev: install(home),
+            leave,
+        }
+    }
+
+    /// Step 2, for a frame known to have work to do on the way in (see
+    /// [`has_registrations`]): applies deferred removals and runs
+    /// `on_resume`. Returns the panic of user code, if any.
+    #[inline]
+    pub(crate) fn resume_registered(&self) -> Option<Payload> {
+        resume_current(self.home)
+    }
+
+    /// Step 2, whatever the frame has.
+    #[inline]
+    pub(crate) fn resume(&self) -> Option<Payload> {
+        resume(self.home)
+    }
+
+    /// Makes leaving end the frame (step 5), from now on: set before the
+    /// last destructors of the frame's owner run, so that the frame ends even
+    /// if one of them panics.
+    #[inline(always)]
+    pub(crate) fn ending(&mut self) {
+        self.leave = Leave::End;
+    }
+
+    /// Steps 4 or 5, now. Returns the panic of user code, if any.
+    #[inline(always)]
+    pub(crate) fn leave(self) -> Option<Payload> {
+        let this = mem::ManuallyDrop::new(self);
+        uninstall(this.home, this.prev, this.leave)
+    }
+}
+
+impl Drop for Entered<'_> {
+    /// The poll or closure unwound: leaves as [`Entered::leave`] does; a
+    /// panic of user code on the way out is discarded (the thread is
+    /// unwinding already) or resumed.
+    #[cold]
+    fn drop(&mut self) {
+        rethrow(uninstall(self.home, self.prev, self.leave));
+    }
+}
+
+impl fmt::Debug for Entered<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entered")
+            .field("leave", &self.leave)
+            .finish()
+    }
+}
+
+/// Step 1, for any owner of a frame: makes `frame` the current frame.
+/// Returns the frame that was current, to give back to [`uninstall`]. When
+/// the frame is resumed, [`resume`] comes next.
+///
+/// The caller keeps `frame` in place and alive until it has called
+/// [`uninstall`] on this thread (see `with_current`).
+#[inline]
+pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
+    mark(frame);
+    current::replace(frame)
+}
+
+/// Step 2, on `frame`, just installed: applies deferred removals and runs
+/// `on_resume`. A frame with no hooks and no removals pending skips it (the
+/// common case, kept to a check). Returns the panic of user code, if any.
+#[inline]
+pub(crate) fn resume(frame: &RefCell<Frame>) -> Option<Payload> {
+    if has_registrations(frame) {
+        return resume_current(frame);
+    }
+    None
+}
+
+/// Whether resuming or suspending `frame` has work to do (see
+/// `Frame::has_registrations`).
+#[inline]
+pub(crate) fn has_registrations(frame: &RefCell<Frame>) -> bool {
+    // SAFETY: no `RefMut` of a frame is ever held while code outside this
+    // module runs (the protocol takes items out, releases the borrow, then
+    // calls or drops them), and this module never calls here while holding
+    // one; the shared reference is dropped before this returns. That spares
+    // the poll path the borrow flag.
+    unsafe { &*frame.as_ptr() }.has_registrations()
+}
+
+/// Step 2, on the current frame: applies deferred removals, then `on_resume`.
+#[cold]
+#[inline(never)]
+pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
+    #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
+    let mut panic = settle(cell);
+    // Mutant: deferred removals are not applied on resume.
+    #[cfg(spawn_hooks_mutant = "no_settle_on_resume")]
+    let mut panic = None;
+    run_hooks(cell, Phase::Resume, &mut panic);
+    panic
+}
+
+/// Steps 4 and 5: leaves `frame`, the current frame (`on_yield`, or teardown
+/// when it ends), and makes `prev` (from [`install`]) current again. When the
+/// frame ends, what is left of it is dropped here, no longer current
+/// (whatever a destructor bound in it during teardown can no longer be
+/// observed), and the frame is left empty; a frame in which nothing was ever
+/// bound or registered keeps its starting mapping, which its owner drops
+/// with it. Returns the panic of user code, if any.
+#[inline]
+pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) -> Option<Payload> {
+    // The extension read once for every check below: written as calls of
+    // `has_registrations` and `unmark`, a poll of a frame with a binding
+    // costs 3 instructions more (510.6 against 507.6, benches/icount.sh).
+    // SAFETY: as in `has_registrations` (the reference is not used after
+    // the checks).
+    match unsafe { &*frame.as_ptr() }.ext.as_deref() {
+        // Nothing registered, ever: only the swap, whether the frame
+        // suspends or ends. An ending frame has nothing of its own to drop;
+        // its starting mapping goes with its owner (dropping it here, under
+        // a catch, measured 20 instructions of a `ctx::spawn` + join).
+        None => {
+            restore(prev);
+            None
+        }
+        Some(ext) if leave == Leave::Suspend => {
+            if ext.hooks.is_empty() && !ext.shared.pending.load(Ordering::Acquire) {
+                // Nothing to yield (no hooks, no deferred removals): unmark
+                // and swap.
+                ext.shared.entered_on.store(0, Ordering::Relaxed);
+                restore(prev);
+                return None;
+            }
+            suspend_registered(frame, prev)
+        }
+        Some(_) => end_registered(frame, prev),
+    }
+}
+
+/// The last step of [`uninstall`]: makes `prev` current again.
+#[inline]
+fn restore(prev: FramePtr) {
+    // Mutant: the thread's previous frame is lost, not restored.
+    #[cfg(spawn_hooks_mutant = "skip_restore")]
+    let prev = {
+        let _ = prev;
+        std::ptr::null()
+    };
+    current::set(prev);
+}
+
+/// Step 4 of a frame with hooks (or deferred removals): `on_yield`, newest
+/// first, then the swap back.
+#[inline(never)]
+pub(super) fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+    let mut panic = None;
+    // Mutant: `on_yield` is skipped when the poll unwinds.
+    #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
+    let skip = std::thread::panicking();
+    #[cfg(not(spawn_hooks_mutant = "no_yield_on_unwind"))]
+    let skip = false;
+    if !skip {
+        run_hooks(frame, Phase::Yield, &mut panic);
+    }
+    unmark(frame);
+    restore(prev);
+    panic
+}
+
+/// Step 5 of a frame in which something was bound or registered: teardown,
+/// with the frame still current, then the swap back; what is left of the
+/// frame is dropped no longer current, and the frame is left empty.
+#[cold]
+#[inline(never)]
+pub(super) fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+    let mut panic = None;
+    if frame.try_borrow().is_ok() {
+        teardown(frame, &mut panic);
+    }
+    unmark(frame);
+    restore(prev);
+    // (Not while a pass calls the hooks, should a hook's callback end its
+    // own frame: they are dropped with the frame's owner then.)
+    if let Some(mut f) = frame.try_borrow_mut().ok().filter(|f| !f.in_pass()) {
+        let mine = mem::take(&mut *f);
+        drop(f);
+        keep_first(&mut panic, catch(move || drop(mine)));
+    }
+    panic
+}
+
+/// Runs the hooks of the current frame for `phase`: `on_resume` oldest first,
+/// `on_yield` newest first. The `entered` flag of each hook makes the two
+/// strictly alternate, whatever hooks are added or removed by the callbacks.
+/// A hook that panics is dropped when the pass ends; the others still run.
+///
+/// Each hook is called in place, with the frame not borrowed: during the
+/// pass (`FrameExt::calling`) no slot moves and none is dropped (a removal
+/// marks its slot gone, a registration waits aside), so the pointer taken
+/// to a hook stays valid through its call, whatever the callback does.
+#[inline(always)]
+pub(super) fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+    loop {
+        let mut pass = Pass::new(phase == Phase::Yield);
+        let changed = loop {
+            let hook = match cell.borrow_mut().step(&mut pass) {
+                Step::Call(hook) => hook,
+                Step::Done(changed) => break changed,
+            };
+            // SAFETY: `hook` points into the box of a slot, taken just now
+            // through the frame's `RefCell`, whose borrow has ended. The box
+            // is neither dropped nor moved out of its slot before the pass
+            // ends (removals only mark the slot gone, teardown waits,
+            // registrations go aside), and nothing else reaches the hook
+            // meanwhile: only a pass calls it, and a second pass does not
+            // start while this one runs. Calling in place, rather than taking
+            // the hooks out and putting them back, saves about 130
+            // instructions a poll with one hook (benches/icount.sh,
+            // `poll_rtext_hook`).
+            let hook = unsafe { &mut *hook };
+            let called = match phase {
+                Phase::Resume => catch(|| hook.on_resume()),
+                Phase::Yield => catch(|| hook.on_yield()),
+            };
+            if let Err(p) = called {
+                panic.get_or_insert(p);
+            } else if let Some((_, ok)) = &mut pass.called {
+                *ok = true;
+            }
+        };
+        let Some((gone, added)) = changed else {
+            return;
+        };
+        for removed in gone {
+            keep_first(panic, removed.finish());
+        }
+        // Hooks registered by a callback are entered: on the way out they
+        // are due too (on the way in they are skipped).
+        if !added {
+            return;
+        }
+    }
+}
+
+/// Drops what is left in the current frame, newest hook first, then newest
+/// binding first, with the frame still current so destructors see it.
+pub(super) fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
+    if let Some(p) = settle(cell) {
+        panic.get_or_insert(p);
+    }
+    loop {
+        let Some(item) = cell.borrow_mut().pop_item() else {
+            break;
+        };
+        keep_first(panic, item.finish());
+    }
+    cell.borrow_mut().close();
+}
+
+/// Runs `f` in a new frame that starts from `mapping` and ends when `f`
+/// returns or unwinds.
+pub(crate) fn run_in<R>(mapping: Mapping, f: impl FnOnce() -> R) -> R {
+    let home = RefCell::new(Frame::with_mapping(mapping));
+    let entered = Entered::install(&home, Leave::End);
+    let r = f();
+    rethrow(entered.leave());
+    r
+}

@@ -1,0 +1,644 @@
+//! What a frame holds: its starting mapping, its bindings and its hooks,
+//! each with an id, removed by identity; reads of a variable and of the
+//! frame's whole mapping; the pass over the hooks that calls them in place.
+//! No user code runs in here: what is removed is handed back to be finished
+//! (dropped, a hook resumed first) once the frame is no longer borrowed.
+
+use std::cell::Cell;
+use std::fmt;
+use std::mem;
+
+use super::{catch, FramePtr, Payload, Registered, Shared};
+use crate::lifecycle::Lifecycle;
+use crate::mapping::{Entry, Mapping, Value};
+use crate::sync::{Arc, Ordering};
+use crate::value::Stored;
+
+/// One frame: the mapping it started from plus, once something is bound or
+/// registered in it, its bindings and hooks. A frame with nothing registered
+/// is four words and owns no allocation of its own.
+///
+/// The frame's current mapping is its starting mapping with its bindings
+/// applied, oldest first. It is only made when something takes it whole (a
+/// snapshot, a spawn, a nested frame) and kept until the next change: a
+/// binding costs no mapping of its own, and a read looks at the bindings
+/// (newest first), then at the starting mapping.
+#[derive(Default)]
+pub(crate) struct Frame {
+    /// The mapping the frame started from: never changes.
+    pub(super) start: Mapping,
+    pub(super) ext: Option<Box<FrameExt>>,
+    /// The thread's base frame, for code that runs outside any frame.
+    base: bool,
+    /// A frame around an executor (see `crate::isolate`): shared by the
+    /// tasks that executor polls without frames of their own.
+    isolated: bool,
+}
+
+/// The rarely used part of a frame, allocated on the first binding or hook.
+pub(super) struct FrameExt {
+    /// The part guards can reach from any thread.
+    pub(super) shared: Arc<Shared>,
+    /// Ids of bindings and hooks, unique within the frame, increasing.
+    next_id: u64,
+    /// Live bindings, oldest first (so ids increase along the vector). Its
+    /// capacity stays: the next binding in the frame allocates nothing.
+    bindings: Vec<Slot>,
+    /// The current mapping, once taken whole, until the bindings change.
+    /// A cell: it is made by readers, which share the frame (a snapshot
+    /// captured inside a `with` callback). It only ever holds values that
+    /// the starting mapping or the bindings hold too, so dropping it runs no
+    /// user code, except when a removal drops it (see `Removed`).
+    current: Cell<Option<Mapping>>,
+    /// Live hooks, oldest first (so ids increase along the vector). While
+    /// `run_hooks` calls them (`calling`), no slot moves and none is dropped:
+    /// a hook is called in place, through a pointer into its box.
+    pub(super) hooks: Vec<HookSlot>,
+    /// Whether `run_hooks` is calling the hooks: a pass is under way.
+    calling: bool,
+    /// Hooks registered while `calling`: added after `hooks` when the pass
+    /// ends.
+    added: Vec<HookSlot>,
+    /// Whether a slot was marked gone during the pass.
+    dirty: bool,
+    /// Whether `settle_pending` is finishing a deferred removal: user code
+    /// that runs meanwhile sees the frame as it was when that removal's
+    /// guard dropped, so the later removals wait (see `settle_waits`).
+    settling: bool,
+}
+
+/// A binding: `var` is `value` in the frame until the guard of `id` drops.
+pub(super) struct Slot {
+    id: u64,
+    var: u64,
+    value: Stored,
+}
+
+pub(super) struct HookSlot {
+    id: u64,
+    hook: Box<dyn Lifecycle>,
+    /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
+    entered: bool,
+    /// It panicked, or its guard dropped, while the hooks were being called:
+    /// not called again, dropped when the pass ends.
+    gone: bool,
+    /// It panicked (it is then dropped as it is, not resumed first).
+    poisoned: bool,
+}
+
+/// Where a pass over a frame's hooks is (see `Frame::step`).
+pub(super) struct Pass {
+    /// The hooks that are due: entered ones (`on_yield`), or suspended ones.
+    due: bool,
+    /// How many hooks the pass covers; 0 until it starts.
+    len: usize,
+    /// How many slots were looked at.
+    next: usize,
+    /// The slot whose hook is being called, and whether the call returned.
+    pub(super) called: Option<(usize, bool)>,
+}
+
+impl Pass {
+    /// A pass over the hooks that are due: entered ones (`due`: the
+    /// frame yields) or suspended ones (it resumes).
+    pub(super) fn new(due: bool) -> Pass {
+        Pass {
+            due,
+            len: 0,
+            next: 0,
+            called: None,
+        }
+    }
+}
+
+/// What to do next in a pass over a frame's hooks.
+pub(super) enum Step {
+    /// Call this hook (in place, with the frame not borrowed).
+    Call(*mut dyn Lifecycle),
+    /// The pass is over: the hooks to drop and whether any was registered
+    /// meanwhile, if anything changed (see `FrameExt::end_pass_changed`).
+    Done(Option<(Vec<Removed>, bool)>),
+}
+
+/// Something taken out of a frame, to be finished outside the borrow.
+pub(super) enum Removed {
+    Nothing,
+    Binding {
+        slot: Slot,
+        /// The frame's current mapping as it was, if it was made: it may
+        /// hold the last share of the value.
+        current: Option<Mapping>,
+        /// Mutant only: the later bindings it dropped.
+        #[cfg(spawn_hooks_mutant = "no_replay")]
+        lost: Vec<Slot>,
+    },
+    Hook {
+        hook: Box<dyn Lifecycle>,
+        entered: bool,
+    },
+}
+
+impl Frame {
+    /// A thread's base frame.
+    pub(super) const BASE: Frame = Frame {
+        start: Mapping::empty(),
+        ext: None,
+        base: true,
+        isolated: false,
+    };
+
+    /// An empty frame that refuses bindings and hooks, like a runtime
+    /// thread's base frame, for an executor polled inside another frame.
+    pub(crate) fn isolated() -> Frame {
+        Frame {
+            start: Mapping::empty(),
+            ext: None,
+            base: false,
+            isolated: true,
+        }
+    }
+
+    pub(crate) fn with_mapping(mapping: Mapping) -> Frame {
+        Frame {
+            start: mapping,
+            ext: None,
+            base: false,
+            isolated: false,
+        }
+    }
+
+    /// Whether resuming or suspending the frame has work to do: hooks to
+    /// call, or removals deferred by guards dropped elsewhere. Bindings alone
+    /// need nothing until the frame ends.
+    #[inline]
+    pub(super) fn has_registrations(&self) -> bool {
+        self.ext.as_deref().is_some_and(|e| !e.hooks.is_empty()) || self.has_pending()
+    }
+
+    /// Whether bindings and hooks made here would be shared by unrelated
+    /// tasks, and so must be refused.
+    pub(super) fn refuses(&self) -> bool {
+        self.isolated || (self.base && crate::unframed::refused())
+    }
+
+    pub(super) fn owns(&self, shared: &Arc<Shared>) -> bool {
+        // Mutant: any frame with registrations counts as the guard's own.
+        #[cfg(spawn_hooks_mutant = "owns_any")]
+        let shared = self.ext.as_deref().map_or(shared, |e| &e.shared);
+        self.ext
+            .as_deref()
+            .is_some_and(|e| Arc::ptr_eq(&e.shared, shared))
+    }
+
+    #[inline]
+    pub(super) fn has_pending(&self) -> bool {
+        self.ext
+            .as_deref()
+            .is_some_and(|e| e.shared.pending.load(Ordering::Acquire))
+    }
+
+    /// The frame's extension, made on first use; `home` is the frame's own
+    /// address (it is current, so in place).
+    fn ext_mut(&mut self, home: FramePtr) -> &mut FrameExt {
+        self.ext.get_or_insert_with(|| {
+            Box::new(FrameExt {
+                shared: Arc::new(Shared::new(home)),
+                next_id: 0,
+                bindings: Vec::new(),
+                current: Cell::new(None),
+                hooks: Vec::new(),
+                calling: false,
+                added: Vec::new(),
+                dirty: false,
+                settling: false,
+            })
+        })
+    }
+
+    pub(super) fn bind(&mut self, home: FramePtr, var: u64, value: Stored) -> Registered {
+        self.ext_mut(home).bind(var, value)
+    }
+
+    pub(super) fn add_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) -> Registered {
+        let ext = self.ext_mut(home);
+        let id = ext.push_hook(hook, true);
+        (ext.shared.clone(), id)
+    }
+
+    /// Registers `hook` suspended, with no guard: it is resumed with the
+    /// frame's next resume (its first entry) and dropped when the frame
+    /// ends. For a frame that does not move (its `home`).
+    pub(crate) fn add_suspended_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) {
+        self.ext_mut(home).push_hook(hook, false);
+    }
+
+    /// Removes the binding or hook `id`, by identity.
+    pub(super) fn remove(&mut self, id: u64) -> Removed {
+        let Some(ext) = self.ext.as_deref_mut() else {
+            return Removed::Nothing;
+        };
+        if let Some(i) = ext.bindings.iter().rposition(|b| b.id == id) {
+            // Mutant: removal by depth (the newest binding), not identity.
+            #[cfg(spawn_hooks_mutant = "remove_by_depth")]
+            let i = i.max(ext.bindings.len() - 1);
+            // Mutant: the bindings made after the removed one go with it
+            // (a stack-style restore of the mapping as it was before it).
+            #[cfg(spawn_hooks_mutant = "no_replay")]
+            let lost = ext.bindings.split_off(i + 1);
+            // Later bindings stay where they are: a read finds each
+            // variable's newest binding whatever was removed below it, so
+            // each keeps its own value, whatever the drop order.
+            let slot = if i + 1 == ext.bindings.len() {
+                ext.bindings.pop().expect("not empty")
+            } else {
+                ext.bindings.remove(i)
+            };
+            return Removed::Binding {
+                slot,
+                current: ext.current.take(),
+                #[cfg(spawn_hooks_mutant = "no_replay")]
+                lost,
+            };
+        }
+        if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
+            if ext.calling {
+                // Maybe being called: not called again, dropped when the
+                // pass ends.
+                let slot = &mut ext.hooks[i];
+                if !slot.gone {
+                    slot.gone = true;
+                    ext.dirty = true;
+                }
+                return Removed::Nothing;
+            }
+            let slot = ext.hooks.remove(i);
+            return Removed::Hook {
+                hook: slot.hook,
+                entered: slot.entered,
+            };
+        }
+        if let Some(i) = ext.added.iter().position(|h| h.id == id) {
+            let slot = ext.added.remove(i);
+            return Removed::Hook {
+                hook: slot.hook,
+                entered: slot.entered,
+            };
+        }
+        Removed::Nothing
+    }
+
+    /// One step of a pass over the hooks (see `run_hooks`), under one
+    /// borrow of the frame: starts the pass, records the outcome of the call
+    /// just made, and finds the next hook that is due (`entered == due`, not
+    /// gone), or ends the pass.
+    #[inline]
+    pub(super) fn step(&mut self, pass: &mut Pass) -> Step {
+        let Some(ext) = self.ext.as_deref_mut() else {
+            return Step::Done(None);
+        };
+        if pass.len == 0 {
+            if ext.hooks.is_empty() || ext.calling {
+                return Step::Done(None);
+            }
+            ext.calling = true;
+            pass.len = ext.hooks.len();
+        }
+        if let Some((i, ok)) = pass.called.take() {
+            let slot = &mut ext.hooks[i];
+            if ok {
+                slot.entered = !pass.due;
+            } else {
+                slot.gone = true;
+                slot.poisoned = true;
+                ext.dirty = true;
+            }
+        }
+        while pass.next < pass.len {
+            // `on_resume` oldest first, `on_yield` newest first.
+            let i = match pass.due {
+                true => pass.len - 1 - pass.next,
+                false => pass.next,
+            };
+            pass.next += 1;
+            let slot = &mut ext.hooks[i];
+            if slot.entered == pass.due && !slot.gone {
+                pass.called = Some((i, false));
+                return Step::Call(&mut *slot.hook);
+            }
+        }
+        ext.calling = false;
+        if !ext.dirty && ext.added.is_empty() {
+            return Step::Done(None);
+        }
+        Step::Done(Some(ext.end_pass_changed()))
+    }
+
+    /// Whether a pass over the hooks is under way: they are not to be
+    /// dropped meanwhile.
+    pub(super) fn in_pass(&self) -> bool {
+        self.ext.as_deref().is_some_and(|e| e.calling)
+    }
+
+    /// Takes out the newest hook, else the newest binding, for teardown.
+    pub(super) fn pop_item(&mut self) -> Option<Removed> {
+        let ext = self.ext.as_deref_mut()?;
+        if ext.calling {
+            // A hook being called: nothing is dropped under it.
+            return None;
+        }
+        if let Some(slot) = ext.added.pop().or_else(|| ext.hooks.pop()) {
+            return Some(slot.into_removed());
+        }
+        let id = ext.bindings.last()?.id;
+        Some(self.remove(id))
+    }
+
+    /// Marks the frame ended: guards dropped from now on do nothing.
+    pub(super) fn close(&mut self) {
+        if let Some(ext) = self.ext.as_deref() {
+            ext.shared.close();
+        }
+    }
+
+    /// Whether deferred removals must wait, though the frame is not
+    /// borrowed: one of them is being finished, or the hooks are out being
+    /// called. Code that runs then sees the frame as it is (a removal applied
+    /// there would overtake the ones in progress).
+    pub(super) fn settle_waits(&self) -> bool {
+        self.ext.as_deref().is_some_and(|e| e.settling || e.calling)
+    }
+
+    pub(super) fn set_settling(&mut self, on: bool) {
+        if let Some(ext) = self.ext.as_deref_mut() {
+            ext.settling = on;
+        }
+    }
+
+    /// The ids of the removals deferred by guards dropped elsewhere.
+    pub(super) fn pending_ids(&self) -> Vec<u64> {
+        self.ext
+            .as_deref()
+            .map_or_else(Vec::new, |e| e.shared.pending_ids())
+    }
+
+    /// Applies the oldest removal deferred by a guard dropped elsewhere, if
+    /// any: one at a time, so that each removed item is finished (a hook
+    /// resumed and dropped) seeing the frame as it was when its guard
+    /// dropped, later removals not yet applied.
+    pub(super) fn take_one_pending(&mut self) -> Option<Removed> {
+        let id = self.ext.as_deref()?.shared.take_one()?;
+        Some(self.remove(id))
+    }
+
+    /// The value of `var`: its newest binding, else the starting mapping.
+    /// Out of line: [`read`](super::read), inlined where a variable is read, stays small.
+    #[inline(never)]
+    pub(super) fn get(&self, var: u64) -> Option<&Value> {
+        if let Some(ext) = self.ext.as_deref() {
+            if let Some(slot) = ext.bindings.iter().rev().find(|b| b.var == var) {
+                return Some(slot.value.get());
+            }
+        }
+        self.start.get(var)
+    }
+
+    /// The frame's current mapping: O(1) unless its bindings changed since
+    /// it was last taken, then O(variables) once.
+    pub(super) fn mapping(&self) -> Mapping {
+        match self.ext.as_deref() {
+            Some(ext) => ext.mapping(&self.start),
+            None => self.start.clone(),
+        }
+    }
+
+    /// [`get`](Frame::get) as it will be once the removals deferred by
+    /// `gone` are applied, for a read that cannot apply them (a `with`
+    /// callback holds the frame).
+    pub(super) fn get_settled(&self, var: u64, gone: &[u64]) -> Option<&Value> {
+        if let Some(ext) = self.ext.as_deref() {
+            let mut newest_first = ext.bindings.iter().rev();
+            if let Some(slot) = newest_first.find(|b| b.var == var && !gone.contains(&b.id)) {
+                return Some(slot.value.get());
+            }
+        }
+        self.start.get(var)
+    }
+
+    /// [`mapping`](Frame::mapping) as it will be once the removals deferred
+    /// by `gone` are applied (not kept: the frame is not there yet).
+    pub(super) fn mapping_settled(&self, gone: &[u64]) -> Mapping {
+        match self.ext.as_deref() {
+            Some(ext) => apply(&self.start, &ext.bindings, gone),
+            None => self.start.clone(),
+        }
+    }
+}
+
+/// `start` with `bindings` (oldest first) applied, leaving out those with
+/// ids in `gone`: each variable's newest binding wins. Moves the bindings'
+/// values to shared storage.
+pub(super) fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
+    // The newest binding of each variable, sorted by variable.
+    let mut newest: Vec<(u64, usize)> = (bindings.iter().enumerate())
+        .filter(|(_, b)| !gone.contains(&b.id))
+        .map(|(i, b)| (b.var, i))
+        .collect();
+    if newest.is_empty() {
+        return start.clone();
+    }
+    newest.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    newest.dedup_by_key(|e| e.0);
+    let old = start.entries();
+    let mut entries = Vec::with_capacity(old.len() + newest.len());
+    let mut old = old.iter().peekable();
+    for (var, i) in newest {
+        while let Some(e) = old.next_if(|e| e.id < var) {
+            entries.push(e.clone());
+        }
+        old.next_if(|e| e.id == var);
+        entries.push(Entry {
+            id: var,
+            value: bindings[i].value.get().clone(),
+        });
+    }
+    entries.extend(old.cloned());
+    Mapping::from_sorted(entries)
+}
+
+impl HookSlot {
+    /// A hook that panicked is dropped as it is; others are dropped entered.
+    fn into_removed(self) -> Removed {
+        Removed::Hook {
+            hook: self.hook,
+            entered: self.entered || self.poisoned,
+        }
+    }
+}
+
+impl FrameExt {
+    #[inline]
+    pub(super) fn bind(&mut self, var: u64, value: Stored) -> Registered {
+        let id = self.new_id();
+        self.bindings.push(Slot { id, var, value });
+        // Its values are all held by the starting mapping or the older
+        // bindings: dropping it runs no user code.
+        self.current.set(None);
+        (self.shared.clone(), id)
+    }
+
+    /// Removes the newest binding if it is `id` and dropping it runs no user
+    /// code (a small value without drop glue that no snapshot took: the
+    /// common `set` + drop); else leaves it to [`Frame::remove`].
+    #[inline]
+    pub(super) fn pop_trivial(&mut self, id: u64) -> bool {
+        let Some(last) = self.bindings.last_mut() else {
+            return false;
+        };
+        if last.id != id || self.current.get_mut().is_some() || !last.value.drops_trivially() {
+            return false;
+        }
+        let newest = self.bindings.len() - 1;
+        self.bindings.truncate(newest);
+        true
+    }
+
+    /// The current mapping over `start`, made (and kept) if it was not.
+    #[inline(never)]
+    pub(super) fn mapping(&self, start: &Mapping) -> Mapping {
+        if self.bindings.is_empty() {
+            return start.clone();
+        }
+        if let Some(mapping) = self.current.take() {
+            self.current.set(Some(mapping.clone()));
+            return mapping;
+        }
+        self.make_mapping(start)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn make_mapping(&self, start: &Mapping) -> Mapping {
+        let mapping = apply(start, &self.bindings, &[]);
+        // A reader that ran meanwhile (a global allocator reading the
+        // context) may have made one too: the same, dropped without user
+        // code.
+        self.current.set(Some(mapping.clone()));
+        mapping
+    }
+
+    /// Registers `hook`, `entered` or suspended; during a pass it waits
+    /// aside, so that no slot moves while a hook is called in place.
+    fn push_hook(&mut self, hook: Box<dyn Lifecycle>, entered: bool) -> u64 {
+        let id = self.new_id();
+        let slot = HookSlot {
+            id,
+            hook,
+            entered,
+            gone: false,
+            poisoned: false,
+        };
+        if self.calling {
+            self.added.push(slot);
+        } else {
+            self.hooks.push(slot);
+        }
+        id
+    }
+
+    /// The end of a pass ([`Frame::step`]) when something changed during it.
+    #[cold]
+    #[inline(never)]
+    fn end_pass_changed(&mut self) -> (Vec<Removed>, bool) {
+        let mut gone = Vec::new();
+        if mem::take(&mut self.dirty) {
+            let mut i = 0;
+            while i < self.hooks.len() {
+                if self.hooks[i].gone {
+                    gone.push(self.hooks.remove(i).into_removed());
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let added = !self.added.is_empty();
+        self.hooks.append(&mut self.added);
+        (gone, added)
+    }
+
+    /// The id of a new binding or hook: unique within the frame, increasing.
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+impl Drop for Frame {
+    /// Closes the frame before anything of it is dropped: a guard dropped by
+    /// a destructor below (a value of the mapping, a hook) then does nothing,
+    /// and the frame is no longer marked entered anywhere.
+    fn drop(&mut self) {
+        if let Some(ext) = self.ext.as_deref() {
+            ext.shared.close();
+        }
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ext = self.ext.as_deref();
+        f.debug_struct("Frame")
+            .field("start", &self.start)
+            .field("bindings", &ext.map_or(0, |e| e.bindings.len()))
+            .field("hooks", &ext.map_or(0, |e| e.hooks.len() + e.added.len()))
+            .field("base", &self.base)
+            .finish()
+    }
+}
+
+impl Removed {
+    /// Whether dropping a removed binding runs no user code.
+    #[inline]
+    fn drops_trivially(&mut self) -> bool {
+        #[cfg(spawn_hooks_mutant = "no_replay")]
+        if let Removed::Binding { lost, .. } = self {
+            if !lost.is_empty() {
+                return false;
+            }
+        }
+        match self {
+            Removed::Binding { slot, current, .. } => {
+                current.is_none() && slot.value.drops_trivially()
+            }
+            _ => false,
+        }
+    }
+
+    /// Finishes a removal: a hook is dropped in the entered state, so a
+    /// suspended one is resumed first. Returns the panic of user code, if any.
+    pub(super) fn finish(self) -> Result<(), Payload> {
+        match self {
+            Removed::Nothing => Ok(()),
+            mut removed @ Removed::Binding { .. } => {
+                // A small value without drop glue, never shared (the common
+                // case) is not worth the catch.
+                if removed.drops_trivially() {
+                    return Ok(());
+                }
+                catch(move || drop(removed))
+            }
+            Removed::Hook { mut hook, entered } => {
+                // Mutant: a hook removed while suspended is dropped unresumed.
+                #[cfg(spawn_hooks_mutant = "drop_unresumed")]
+                let entered = entered || true;
+                let resumed = if entered {
+                    Ok(())
+                } else {
+                    catch(|| hook.on_resume())
+                };
+                let dropped = catch(move || drop(hook));
+                resumed.and(dropped)
+            }
+        }
+    }
+}
