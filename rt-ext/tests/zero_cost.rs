@@ -137,3 +137,48 @@ fn set_and_drop_in_a_frame_that_has_bound_before_allocate_nothing() {
     assert_eq!(out_of_order, 0, "out-of-order drops allocated");
     assert_eq!(after_capture, 0, "set + drop after a capture allocated");
 }
+
+#[test]
+fn a_small_hook_entered_and_dropped_allocates_nothing() {
+    /// Eight words, what a hook holding a `tracing::Span` takes.
+    struct Small([u64; 8]);
+    impl Lifecycle for Small {
+        fn on_yield(&mut self) {
+            self.0[0] += 1;
+        }
+        fn on_resume(&mut self) {}
+    }
+    /// Larger than a hook's room in its slot: boxed.
+    struct Large([u64; 9]);
+    impl Lifecycle for Large {
+        fn on_yield(&mut self) {
+            self.0[0] += 1;
+        }
+        fn on_resume(&mut self) {}
+    }
+    let rt = ctx::Builder::new_current_thread().build().unwrap();
+    let (small, large, held) = rt.block_on(async {
+        ctx::spawn(async {
+            // The frame's hook storage, made by its first hook.
+            drop(ctx::enter(Small([0; 8])));
+            let small = allocations_of(|| {
+                for _ in 0..1_000 {
+                    drop(ctx::enter(Small([0; 8])));
+                }
+            });
+            let large = allocations_of(|| drop(ctx::enter(Large([0; 9]))));
+            // Held across an await: the hook is called where it is stored.
+            let _kept = ctx::enter(Small([0; 8]));
+            let before = thread_allocs();
+            for _ in 0..100 {
+                yield_once().await;
+            }
+            (small, large, thread_allocs() - before)
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(small, 0, "a small hook entered and dropped allocated");
+    assert_eq!(large, 1, "a large hook is boxed, once");
+    assert_eq!(held, 0, "polls of a frame with a small hook allocated");
+}

@@ -478,7 +478,7 @@ impl<I: Inherit> Inheritance<I> {
     pub fn task_frame(self) -> TaskFrame {
         match self.hook {
             None => TaskFrame::new(self.snapshot),
-            Some(hook) => TaskFrame::with_hook(self.snapshot, Box::new(hook)),
+            Some(hook) => TaskFrame::with_hook(self.snapshot, hook),
         }
     }
 }

@@ -253,7 +253,7 @@ impl TaskFrame {
     /// suspended: resumed at the frame's first entry, before anything the
     /// task registers, and dropped (entered) when the frame ends. What
     /// [`Inheritance::task_frame`](crate::Inheritance::task_frame) makes.
-    pub(crate) fn with_hook(snapshot: Snapshot, hook: Box<dyn Lifecycle>) -> TaskFrame {
+    pub(crate) fn with_hook<H: Lifecycle>(snapshot: Snapshot, hook: H) -> TaskFrame {
         let task = TaskFrame::new(snapshot);
         let frame = &task.inner().frame;
         // The frame is in its box, where it stays: its address is its home.

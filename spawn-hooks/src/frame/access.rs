@@ -6,9 +6,8 @@ use std::cell::RefCell;
 
 use super::current::{current_framed, thread_token, with_current};
 use super::removals::{mark, settle, settle_pending};
-use super::{rethrow, Frame, FramePtr, Registered};
+use super::{rethrow, Frame, FramePtr, Registered, StoredHook};
 use crate::error::BindError;
-use crate::lifecycle::Lifecycle;
 use crate::mapping::{Mapping, Value};
 use crate::sync::Ordering;
 use crate::value::Stored;
@@ -149,10 +148,28 @@ pub(super) fn bind_slow(
     register(name, |frame, home| frame.bind(home, var, value))
 }
 
-/// Registers a hook in the current frame; on refusal the hook is handed back.
-pub(crate) fn add_hook(
-    hook: Box<dyn Lifecycle>,
-) -> Result<Registered, (BindError, Box<dyn Lifecycle>)> {
+/// Registers a hook in the current frame; on refusal the hook is handed back
+/// (for its owner to drop, the frame no longer borrowed).
+#[inline]
+pub(crate) fn add_hook(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)> {
+    // The common case, inline: as for `bind`.
+    if let Some(cell) = current_framed() {
+        if let Ok(mut frame) = cell.try_borrow_mut() {
+            if let Some(ext) = frame.ext.as_deref_mut() {
+                if !ext.shared.pending.load(Ordering::Acquire)
+                    && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
+                {
+                    return Ok(ext.add_hook(hook));
+                }
+            }
+        }
+    }
+    add_hook_slow(hook)
+}
+
+#[cold]
+#[inline(never)]
+fn add_hook_slow(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)> {
     let mut hook = Some(hook);
     let registered = register("a lifecycle hook", |frame, home| {
         frame.add_hook(home, hook.take().expect("registered once"))

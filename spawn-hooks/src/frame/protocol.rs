@@ -268,21 +268,19 @@ pub(super) fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<
                 Step::Call(hook) => hook,
                 Step::Done(changed) => break changed,
             };
-            // SAFETY: `hook` points into the box of a slot, taken just now
-            // through the frame's `RefCell`, whose borrow has ended. The box
-            // is neither dropped nor moved out of its slot before the pass
-            // ends (removals only mark the slot gone, teardown waits,
-            // registrations go aside), and nothing else reaches the hook
-            // meanwhile: only a pass calls it, and a second pass does not
-            // start while this one runs. Calling in place, rather than taking
-            // the hooks out and putting them back, saves about 130
-            // instructions a poll with one hook (benches/icount.sh,
-            // `poll_rtext_hook`).
-            let hook = unsafe { &mut *hook };
-            let called = match phase {
-                Phase::Resume => catch(|| hook.on_resume()),
-                Phase::Yield => catch(|| hook.on_yield()),
-            };
+            let yielding = phase == Phase::Yield;
+            // SAFETY: `hook` points to the hook of a slot, taken just now
+            // through the frame's `RefCell`, whose borrow has ended. The slot
+            // neither moves nor drops its hook before the pass ends (removals
+            // only mark the slot gone, teardown waits, registrations go
+            // aside, so the hook list does not grow), other code reaches
+            // slots only through shared references meanwhile (which claim
+            // nothing of a hook: it is in a cell), and nothing else calls the
+            // hook: only a pass does, and a second pass does not start while
+            // this one runs. Calling in place, rather than taking the hooks
+            // out and putting them back, saves about 130 instructions a poll
+            // with one hook (benches/icount.sh, `poll_rtext_hook`).
+            let called = catch(|| unsafe { hook.call(yielding) });
             if let Err(p) = called {
                 panic.get_or_insert(p);
             } else if let Some((_, ok)) = &mut pass.called {

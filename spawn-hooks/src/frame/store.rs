@@ -8,6 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem;
 
+use super::hook::{HookPtr, StoredHook};
 use super::{catch, FramePtr, Payload, Registered, Shared};
 use crate::lifecycle::Lifecycle;
 use crate::mapping::{Entry, Mapping, Value};
@@ -74,16 +75,19 @@ pub(super) struct Slot {
     value: Stored,
 }
 
+/// A hook and its state. During a pass over the hooks (see `run_hooks`)
+/// slots are only reached through shared references (the flags are cells),
+/// so that no reference to a slot claims the hook a pass is calling.
 pub(super) struct HookSlot {
     id: u64,
-    hook: Box<dyn Lifecycle>,
+    hook: StoredHook,
     /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
-    entered: bool,
+    entered: Cell<bool>,
     /// It panicked, or its guard dropped, while the hooks were being called:
     /// not called again, dropped when the pass ends.
-    gone: bool,
+    gone: Cell<bool>,
     /// It panicked (it is then dropped as it is, not resumed first).
-    poisoned: bool,
+    poisoned: Cell<bool>,
 }
 
 /// Where a pass over a frame's hooks is (see `Frame::step`).
@@ -114,7 +118,7 @@ impl Pass {
 /// What to do next in a pass over a frame's hooks.
 pub(super) enum Step {
     /// Call this hook (in place, with the frame not borrowed).
-    Call(*mut dyn Lifecycle),
+    Call(HookPtr),
     /// The pass is over: the hooks to drop and whether any was registered
     /// meanwhile, if anything changed (see `FrameExt::end_pass_changed`).
     Done(Option<(Vec<Removed>, bool)>),
@@ -133,7 +137,7 @@ pub(super) enum Removed {
         lost: Vec<Slot>,
     },
     Hook {
-        hook: Box<dyn Lifecycle>,
+        hook: StoredHook,
         entered: bool,
     },
 }
@@ -219,17 +223,15 @@ impl Frame {
         self.ext_mut(home).bind(var, value)
     }
 
-    pub(super) fn add_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) -> Registered {
-        let ext = self.ext_mut(home);
-        let id = ext.push_hook(hook, true);
-        (ext.shared.clone(), id)
+    pub(super) fn add_hook(&mut self, home: FramePtr, hook: StoredHook) -> Registered {
+        self.ext_mut(home).add_hook(hook)
     }
 
     /// Registers `hook` suspended, with no guard: it is resumed with the
     /// frame's next resume (its first entry) and dropped when the frame
     /// ends. For a frame that does not move (its `home`).
-    pub(crate) fn add_suspended_hook(&mut self, home: FramePtr, hook: Box<dyn Lifecycle>) {
-        self.ext_mut(home).push_hook(hook, false);
+    pub(crate) fn add_suspended_hook<H: Lifecycle>(&mut self, home: FramePtr, hook: H) {
+        self.ext_mut(home).push_hook(StoredHook::new(hook), false);
     }
 
     /// Removes the binding or hook `id`, by identity.
@@ -264,9 +266,8 @@ impl Frame {
             if ext.calling {
                 // Maybe being called: not called again, dropped when the
                 // pass ends.
-                let slot = &mut ext.hooks[i];
-                if !slot.gone {
-                    slot.gone = true;
+                let slot = &ext.hooks[i];
+                if !slot.gone.replace(true) {
                     ext.dirty = true;
                 }
                 return Removed::Nothing;
@@ -274,14 +275,14 @@ impl Frame {
             let slot = ext.hooks.remove(i);
             return Removed::Hook {
                 hook: slot.hook,
-                entered: slot.entered,
+                entered: slot.entered.get(),
             };
         }
         if let Some(i) = ext.added.iter().position(|h| h.id == id) {
             let slot = ext.added.remove(i);
             return Removed::Hook {
                 hook: slot.hook,
-                entered: slot.entered,
+                entered: slot.entered.get(),
             };
         }
         Removed::Nothing
@@ -304,12 +305,12 @@ impl Frame {
             pass.len = ext.hooks.len();
         }
         if let Some((i, ok)) = pass.called.take() {
-            let slot = &mut ext.hooks[i];
+            let slot = &ext.hooks[i];
             if ok {
-                slot.entered = !pass.due;
+                slot.entered.set(!pass.due);
             } else {
-                slot.gone = true;
-                slot.poisoned = true;
+                slot.gone.set(true);
+                slot.poisoned.set(true);
                 ext.dirty = true;
             }
         }
@@ -320,10 +321,10 @@ impl Frame {
                 false => pass.next,
             };
             pass.next += 1;
-            let slot = &mut ext.hooks[i];
-            if slot.entered == pass.due && !slot.gone {
+            let slot = &ext.hooks[i];
+            if slot.entered.get() == pass.due && !slot.gone.get() {
                 pass.called = Some((i, false));
-                return Step::Call(&mut *slot.hook);
+                return Step::Call(slot.hook.as_ptr());
             }
         }
         ext.calling = false;
@@ -470,7 +471,7 @@ impl HookSlot {
     fn into_removed(self) -> Removed {
         Removed::Hook {
             hook: self.hook,
-            entered: self.entered || self.poisoned,
+            entered: self.entered.get() || self.poisoned.get(),
         }
     }
 }
@@ -526,16 +527,23 @@ impl FrameExt {
         mapping
     }
 
+    /// Registers `hook`, entered, with a guard.
+    #[inline]
+    pub(super) fn add_hook(&mut self, hook: StoredHook) -> Registered {
+        let id = self.push_hook(hook, true);
+        (self.shared.clone(), id)
+    }
+
     /// Registers `hook`, `entered` or suspended; during a pass it waits
     /// aside, so that no slot moves while a hook is called in place.
-    fn push_hook(&mut self, hook: Box<dyn Lifecycle>, entered: bool) -> u64 {
+    fn push_hook(&mut self, hook: StoredHook, entered: bool) -> u64 {
         let id = self.new_id();
         let slot = HookSlot {
             id,
             hook,
-            entered,
-            gone: false,
-            poisoned: false,
+            entered: Cell::new(entered),
+            gone: Cell::new(false),
+            poisoned: Cell::new(false),
         };
         if self.calling {
             self.added.push(slot);
@@ -553,7 +561,7 @@ impl FrameExt {
         if mem::take(&mut self.dirty) {
             let mut i = 0;
             while i < self.hooks.len() {
-                if self.hooks[i].gone {
+                if self.hooks[i].gone.get() {
                     gone.push(self.hooks.remove(i).into_removed());
                 } else {
                     i += 1;
