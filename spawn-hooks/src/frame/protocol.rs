@@ -8,7 +8,6 @@ use std::mem;
 
 use super::current;
 use super::removals::{mark, settle, unmark};
-use super::store::{Pass, Step};
 use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload};
 use crate::mapping::Mapping;
 use crate::sync::Ordering;
@@ -260,34 +259,46 @@ pub(super) fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<P
 /// marks its slot gone, a registration waits aside), so the pointer taken
 /// to a hook stays valid through its call, whatever the callback does.
 #[inline(always)]
-pub(super) fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+    // The hooks that are due: entered ones yield, the others resume.
+    let yielding = phase == Phase::Yield;
     loop {
-        let mut pass = Pass::new(phase == Phase::Yield);
-        let changed = loop {
-            let hook = match cell.borrow_mut().step(&mut pass) {
-                Step::Call(hook) => hook,
-                Step::Done(changed) => break changed,
-            };
-            let yielding = phase == Phase::Yield;
-            // SAFETY: `hook` points to the hook of a slot, taken just now
-            // through the frame's `RefCell`, whose borrow has ended. The slot
-            // neither moves nor drops its hook before the pass ends (removals
-            // only mark the slot gone, teardown waits, registrations go
-            // aside, so the hook list does not grow), other code reaches
+        let Some(slots) = cell.borrow_mut().start_pass() else {
+            return;
+        };
+        let mut poisoned = false;
+        let n = slots.len();
+        for k in 0..n {
+            // `on_resume` oldest first, `on_yield` newest first.
+            let i = if yielding { n - 1 - k } else { k };
+            // SAFETY: `i < n`, within the pass `slots` came from.
+            let slot = unsafe { slots.get(i) };
+            if slot.entered.get() != yielding || slot.gone.get() {
+                continue;
+            }
+            let hook = slot.hook.as_ptr();
+            // SAFETY: the hook of a slot of this pass, called in place, with
+            // the frame not borrowed: the slot neither moves nor drops its
+            // hook before the pass ends (see `Slots`), other code reaches
             // slots only through shared references meanwhile (which claim
             // nothing of a hook: it is in a cell), and nothing else calls the
             // hook: only a pass does, and a second pass does not start while
             // this one runs. Calling in place, rather than taking the hooks
             // out and putting them back, saves about 130 instructions a poll
-            // with one hook (benches/icount.sh, `poll_rtext_hook`).
+            // with one hook (benches/icount.sh, `poll_rtext_hook`), and
+            // walking the slots without a borrow per hook 30 more.
             let called = catch(|| unsafe { hook.call(yielding) });
-            if let Err(p) = called {
-                panic.get_or_insert(p);
-            } else if let Some((_, ok)) = &mut pass.called {
-                *ok = true;
+            match called {
+                Ok(()) => slot.entered.set(!yielding),
+                Err(p) => {
+                    panic.get_or_insert(p);
+                    slot.gone.set(true);
+                    slot.poisoned.set(true);
+                    poisoned = true;
+                }
             }
-        };
-        let Some((gone, added)) = changed else {
+        }
+        let Some((gone, added)) = cell.borrow_mut().end_pass(poisoned) else {
             return;
         };
         for removed in gone {

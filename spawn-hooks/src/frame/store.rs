@@ -8,7 +8,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::mem;
 
-use super::hook::{HookPtr, StoredHook};
+use super::hook::StoredHook;
 use super::{catch, FramePtr, Payload, Registered, Shared};
 use crate::lifecycle::Lifecycle;
 use crate::mapping::{Entry, Mapping, Value};
@@ -80,48 +80,47 @@ pub(super) struct Slot {
 /// so that no reference to a slot claims the hook a pass is calling.
 pub(super) struct HookSlot {
     id: u64,
-    hook: StoredHook,
+    pub(super) hook: StoredHook,
     /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
-    entered: Cell<bool>,
+    pub(super) entered: Cell<bool>,
     /// It panicked, or its guard dropped, while the hooks were being called:
     /// not called again, dropped when the pass ends.
-    gone: Cell<bool>,
+    pub(super) gone: Cell<bool>,
     /// It panicked (it is then dropped as it is, not resumed first).
-    poisoned: Cell<bool>,
+    pub(super) poisoned: Cell<bool>,
 }
 
-/// Where a pass over a frame's hooks is (see `Frame::step`).
-pub(super) struct Pass {
-    /// The hooks that are due: entered ones (`on_yield`), or suspended ones.
-    due: bool,
-    /// How many hooks the pass covers; 0 until it starts.
+/// A frame's hooks, as a pass over them sees them (see `run_hooks`): where
+/// the slots are and how many. For the length of the pass (from
+/// [`Frame::start_pass`] to [`Frame::end_pass`]) the hook list is not
+/// changed in place: removals only mark their slot gone, registrations wait
+/// aside, teardown waits, and the frame is not dropped (it is entered).
+pub(super) struct Slots {
+    first: *const HookSlot,
     len: usize,
-    /// How many slots were looked at.
-    next: usize,
-    /// The slot whose hook is being called, and whether the call returned.
-    pub(super) called: Option<(usize, bool)>,
 }
 
-impl Pass {
-    /// A pass over the hooks that are due: entered ones (`due`: the
-    /// frame yields) or suspended ones (it resumes).
-    pub(super) fn new(due: bool) -> Pass {
-        Pass {
-            due,
-            len: 0,
-            next: 0,
-            called: None,
-        }
+impl Slots {
+    /// How many slots the pass covers.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.len
     }
-}
 
-/// What to do next in a pass over a frame's hooks.
-pub(super) enum Step {
-    /// Call this hook (in place, with the frame not borrowed).
-    Call(HookPtr),
-    /// The pass is over: the hooks to drop and whether any was registered
-    /// meanwhile, if anything changed (see `FrameExt::end_pass_changed`).
-    Done(Option<(Vec<Removed>, bool)>),
+    /// Slot `i`.
+    ///
+    /// # Safety
+    ///
+    /// `i < self.len()`, and the pass that took these slots has not ended.
+    #[inline]
+    pub(super) unsafe fn get(&self, i: usize) -> &HookSlot {
+        debug_assert!(i < self.len);
+        // SAFETY: the caller's contract: the slots are where `start_pass`
+        // found them, alive and unmoved, until the pass ends, and `i` is
+        // one of them. Only a shared reference is made, as any code that
+        // reaches the slots during a pass makes (the flags are cells).
+        unsafe { &*self.first.add(i) }
+    }
 }
 
 /// Something taken out of a frame, to be finished outside the borrow.
@@ -288,50 +287,35 @@ impl Frame {
         Removed::Nothing
     }
 
-    /// One step of a pass over the hooks (see `run_hooks`), under one
-    /// borrow of the frame: starts the pass, records the outcome of the call
-    /// just made, and finds the next hook that is due (`entered == due`, not
-    /// gone), or ends the pass.
+    /// Starts a pass over the hooks (see `run_hooks`); `None` if there are
+    /// none, or a pass is under way.
     #[inline]
-    pub(super) fn step(&mut self, pass: &mut Pass) -> Step {
-        let Some(ext) = self.ext.as_deref_mut() else {
-            return Step::Done(None);
-        };
-        if pass.len == 0 {
-            if ext.hooks.is_empty() || ext.calling {
-                return Step::Done(None);
-            }
-            ext.calling = true;
-            pass.len = ext.hooks.len();
+    pub(super) fn start_pass(&mut self) -> Option<Slots> {
+        let ext = self.ext.as_deref_mut()?;
+        if ext.hooks.is_empty() || ext.calling {
+            return None;
         }
-        if let Some((i, ok)) = pass.called.take() {
-            let slot = &ext.hooks[i];
-            if ok {
-                slot.entered.set(!pass.due);
-            } else {
-                slot.gone.set(true);
-                slot.poisoned.set(true);
-                ext.dirty = true;
-            }
-        }
-        while pass.next < pass.len {
-            // `on_resume` oldest first, `on_yield` newest first.
-            let i = match pass.due {
-                true => pass.len - 1 - pass.next,
-                false => pass.next,
-            };
-            pass.next += 1;
-            let slot = &ext.hooks[i];
-            if slot.entered.get() == pass.due && !slot.gone.get() {
-                pass.called = Some((i, false));
-                return Step::Call(slot.hook.as_ptr());
-            }
-        }
+        ext.calling = true;
+        Some(Slots {
+            first: ext.hooks.as_ptr(),
+            len: ext.hooks.len(),
+        })
+    }
+
+    /// Ends a pass; `poisoned` says whether a hook panicked during it. Hooks
+    /// registered meanwhile join the others (they are newer). Returns the
+    /// hooks to drop (those that panicked, and those whose guard dropped
+    /// meanwhile) and whether any hook was registered meanwhile; `None` when
+    /// nothing changed during the pass.
+    #[inline]
+    pub(super) fn end_pass(&mut self, poisoned: bool) -> Option<(Vec<Removed>, bool)> {
+        let ext = self.ext.as_deref_mut()?;
         ext.calling = false;
+        ext.dirty |= poisoned;
         if !ext.dirty && ext.added.is_empty() {
-            return Step::Done(None);
+            return None;
         }
-        Step::Done(Some(ext.end_pass_changed()))
+        Some(ext.end_pass_changed())
     }
 
     /// Whether a pass over the hooks is under way: they are not to be
@@ -553,7 +537,8 @@ impl FrameExt {
         id
     }
 
-    /// The end of a pass ([`Frame::step`]) when something changed during it.
+    /// The end of a pass ([`Frame::end_pass`]) when something changed
+    /// during it.
     #[cold]
     #[inline(never)]
     fn end_pass_changed(&mut self) -> (Vec<Removed>, bool) {
