@@ -284,9 +284,9 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
             // nothing of a hook: it is in a cell), and nothing else calls the
             // hook: only a pass does, and a second pass does not start while
             // this one runs. Calling in place, rather than taking the hooks
-            // out and putting them back, saves about 130 instructions a poll
-            // with one hook (benches/icount.sh, `poll_rtext_hook`), and
-            // walking the slots without a borrow per hook 30 more.
+            // out and putting them back, saved 78 instructions a poll with
+            // one hook (benches/icount.sh, `poll_rtext_hook`), and walking
+            // the slots without a borrow per hook 58 more.
             let called = catch(|| unsafe { hook.call(yielding) });
             match called {
                 Ok(()) => slot.entered.set(!yielding),
