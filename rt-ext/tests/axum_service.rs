@@ -7,25 +7,18 @@
 #[allow(dead_code)]
 #[path = "../examples/axum_service.rs"]
 mod axum_service;
+mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use rt_ext as ctx;
 
 use axum_service::{PATHS, QUIET};
+use support::http::{runtime, send_concurrently, InFlight, Server};
 
 const REQUESTS: u64 = 200;
-
-#[derive(Clone, Default)]
-struct InFlight {
-    now: Arc<AtomicUsize>,
-    most: Arc<AtomicUsize>,
-}
 
 /// Checks one response body: a line per path, each with the request's id.
 fn check_body(id: u64, body: &str) {
@@ -44,67 +37,33 @@ fn check_body(id: u64, body: &str) {
 fn two_hundred_concurrent_requests_each_see_only_their_own_id() {
     QUIET.store(true, Ordering::Relaxed);
     // What `#[rt_ext::main]` builds: an rt-ext multi-thread runtime.
-    let rt = ctx::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let in_flight = InFlight::default();
     let counted = in_flight.clone();
     // Outermost, around the example's app: counts requests being served.
     let app =
         axum_service::app().layer(middleware::from_fn(move |request: Request, next: Next| {
             let counted = counted.clone();
-            async move {
-                let now = counted.now.fetch_add(1, Ordering::SeqCst) + 1;
-                counted.most.fetch_max(now, Ordering::SeqCst);
-                let response: Response = next.run(request).await;
-                counted.now.fetch_sub(1, Ordering::SeqCst);
-                response
-            }
+            async move { counted.count(next.run(request)).await }
         }));
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = ctx::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let client = axum_service::client();
-        let requests: Vec<_> = (0..REQUESTS)
-            .map(|n| {
-                let client = client.clone();
-                let id = 7_000 + n;
-                ctx::spawn(async move { (id, axum_service::get_work(&client, addr, id).await) })
-            })
-            .collect();
-        let all = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut all = Vec::new();
-            for r in requests {
-                all.push(r.await.unwrap());
-            }
-            all
+        let server = Server::start(app).await;
+        let (client, addr) = (axum_service::client(), server.addr);
+        let all = send_concurrently(REQUESTS, |n| {
+            let client = client.clone();
+            let id = 7_000 + n;
+            async move { (id, axum_service::get_work(&client, addr, id).await) }
         })
-        .await
-        .expect("200 requests did not finish in 60 s");
+        .await;
         for (id, body) in &all {
             let body = body
                 .as_ref()
                 .unwrap_or_else(|e| panic!("request {id}: {e}"));
             check_body(*id, body);
         }
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("the server did not stop")
-            .unwrap()
-            .unwrap();
+        server.stop().await;
     });
-    let most = in_flight.most.load(Ordering::SeqCst);
+    let most = in_flight.most();
     assert!(most > 1, "the requests never overlapped ({most} at most)");
 }
 

@@ -9,9 +9,9 @@
 //! requests overlapping in the server.
 #![cfg(all(feature = "opentelemetry", feature = "propagation"))]
 
+mod support;
+
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -20,7 +20,6 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use http_client::{body_text, client, Client};
 use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
@@ -31,6 +30,7 @@ use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracer, SdkTracerProvider};
 use rt_ext::{self as ctx, propagation::Codec};
+use support::http::{client, http_get, runtime, send_concurrently, Client, InFlight, Server};
 
 const REQUESTS: u64 = 20;
 
@@ -87,8 +87,7 @@ impl Injector for HeadersMut<'_> {
 #[derive(Clone)]
 struct App {
     tracer: SdkTracer,
-    in_flight: Arc<AtomicUsize>,
-    most_in_flight: Arc<AtomicUsize>,
+    in_flight: InFlight,
 }
 
 /// The tracing middleware: the server span under the caller's, and the
@@ -107,11 +106,7 @@ async fn traced(State(app): State<App>, request: Request, next: Next) -> Respons
     received
         .scope(async move {
             let _cx = ctx::otel::attach(cx);
-            let now = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            app.most_in_flight.fetch_max(now, Ordering::SeqCst);
-            let response = next.run(request).await;
-            app.in_flight.fetch_sub(1, Ordering::SeqCst);
-            response
+            app.in_flight.count(next.run(request)).await
         })
         .await
 }
@@ -137,25 +132,6 @@ async fn handler(State(app): State<App>) -> String {
 
 // ===== the client =====
 
-/// hyper's client, the one reqwest is built on.
-mod http_client {
-    use http_body_util::{BodyExt as _, Empty};
-    use hyper::body::{Bytes, Incoming};
-    use hyper_util::client::legacy::{connect::HttpConnector, Client as Legacy};
-    use hyper_util::rt::TokioExecutor;
-
-    pub(crate) type Client = Legacy<HttpConnector, Empty<Bytes>>;
-
-    pub(crate) fn client() -> Client {
-        Legacy::builder(TokioExecutor::new()).build_http()
-    }
-
-    pub(crate) async fn body_text(response: hyper::Response<Incoming>) -> String {
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8(bytes.to_vec()).unwrap()
-    }
-}
-
 /// One call: the client span and the tenant, injected into the request.
 async fn call(
     client: Client,
@@ -169,18 +145,16 @@ async fn call(
         .with_kind(SpanKind::Client)
         .start(&tracer);
     let _cx = ctx::otel::attach(Context::current_with_span(span));
-    let mut request = hyper::Request::get(format!("http://{addr}/work"))
-        .body(Default::default())
-        .unwrap();
-    propagator().inject_context(&Context::current(), &mut HeadersMut(request.headers_mut()));
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
+    let mut headers = HeaderMap::new();
+    propagator().inject_context(&Context::current(), &mut HeadersMut(&mut headers));
+    let (status, body) = http_get(&client, addr, "/work", headers).await;
+    assert_eq!(status, 200);
     let trace = Context::current()
         .span()
         .span_context()
         .trace_id()
         .to_string();
-    (body_text(response).await, trace)
+    (body, trace)
 }
 
 #[test]
@@ -192,56 +166,23 @@ fn a_request_and_the_work_it_spawns_are_one_trace_with_the_callers_variables() {
     let tracer = provider.tracer("otel_service");
     let app = App {
         tracer: tracer.clone(),
-        in_flight: Arc::default(),
-        most_in_flight: Arc::default(),
+        in_flight: InFlight::default(),
     };
     let router = Router::new()
         .route("/work", get(handler))
         .layer(middleware::from_fn_with_state(app.clone(), traced))
         .with_state(app.clone());
-    let rt = ctx::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = ctx::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        let client = client();
-        let calls: Vec<_> = (0..REQUESTS)
-            .map(|n| ctx::spawn(call(client.clone(), tracer.clone(), addr, n)))
-            .collect();
-        let answers = tokio::time::timeout(Duration::from_secs(60), async {
-            let mut answers = Vec::new();
-            for c in calls {
-                answers.push(c.await.unwrap());
-            }
-            answers
-        })
-        .await
-        .expect("the requests did not finish in 60 s");
+    runtime().block_on(async {
+        let server = Server::start(router).await;
+        let (client, addr) = (client(), server.addr);
+        let answers =
+            send_concurrently(REQUESTS, |n| call(client.clone(), tracer.clone(), addr, n)).await;
         for (n, (body, trace)) in answers.iter().enumerate() {
             assert_eq!(*body, format!("tenant-{n} {trace}"));
         }
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("the server did not stop")
-            .unwrap()
-            .unwrap();
+        server.stop().await;
     });
-    assert!(
-        app.most_in_flight.load(Ordering::SeqCst) > 1,
-        "the requests never overlapped"
-    );
+    assert!(app.in_flight.most() > 1, "the requests never overlapped");
 
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();

@@ -12,6 +12,14 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use rt_ext::Lifecycle;
 
+// Compiled only where a test that uses it is built: `axum_service`
+// (`tower`) and `otel_service` (`opentelemetry` and `propagation`).
+#[cfg(any(
+    feature = "tower",
+    all(feature = "opentelemetry", feature = "propagation")
+))]
+pub mod http;
+
 // ===== counting allocator =====
 
 /// Counts allocations per thread and live bytes per process.
