@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use opentelemetry::baggage::{BaggageExt as _, KeyValueMetadata};
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
@@ -17,29 +15,16 @@ use opentelemetry::{Context, SpanId, TraceId};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use rt_ext::propagation::{Codec, DecodeError, SkipReason};
 use rt_ext::{self as ctx, otel::Propagator, Snapshot, Variable};
-use serde::{Deserialize, Serialize};
+use support::propagation::{
+    baggage, codec_builder, written_by, Carrier, Route, REQUEST_ID, ROUTE, TENANT,
+};
 use support::Rng;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Route {
-    region: String,
-    shard: u16,
-}
-
-static TENANT: Variable<String> = Variable::new("tenant");
-static REQUEST_ID: Variable<u64> = Variable::new("request_id");
-static ROUTE: Variable<Route> = Variable::new("route");
 /// Not in the codec: stays local.
 static LOCAL: Variable<u8> = Variable::new("local");
 
 fn codec() -> Codec {
-    Codec::builder()
-        .var(&TENANT)
-        .var(&REQUEST_ID)
-        .var(&ROUTE)
-        .scope_chain()
-        .build()
-        .unwrap()
+    codec_builder().scope_chain().build().unwrap()
 }
 
 fn propagators(list: Vec<Box<dyn TextMapPropagator + Send + Sync>>) -> TextMapCompositePropagator {
@@ -79,8 +64,6 @@ fn route() -> Route {
         shard: 7,
     }
 }
-
-type Carrier = HashMap<String, String>;
 
 /// Injects `Context::current()` from a task that has bound the variables,
 /// named its scope and attached a context with the remote parent.
@@ -237,13 +220,7 @@ fn the_header_is_the_one_of_rt_exts_http_layer_both_ways() {
         .with(&ROUTE, route());
 
     // What the client layer writes, the propagator reads.
-    let mut headers = http::HeaderMap::new();
-    codec.inject(&snapshot, &mut headers);
-    let carrier: Carrier = [(
-        "baggage".to_string(),
-        headers["baggage"].to_str().unwrap().to_string(),
-    )]
-    .into();
+    let carrier = written_by(&codec, &snapshot);
     let cx = propagator.extract(&carrier);
     let got = ctx::otel::snapshot(&cx).unwrap();
     assert_eq!(got.get(&TENANT).as_deref(), Some("acme"));
@@ -279,7 +256,7 @@ fn fields_name_the_baggage_header_and_nothing_bound_writes_nothing() {
 
 #[test]
 fn extract_decodes_onto_the_current_rt_ext_context() {
-    let carrier: Carrier = [("baggage".to_string(), "tenant=acme".to_string())].into();
+    let carrier = baggage("tenant=acme");
     let cx = LOCAL.sync_scope(5, || Propagator::new(codec()).extract(&carrier));
     let snapshot = ctx::otel::snapshot(&cx).unwrap();
     assert_eq!(snapshot.get(&LOCAL), Some(5));
@@ -380,9 +357,9 @@ fn hostile_headers_never_panic_give_no_value_and_leave_the_trace_alone() {
 #[test]
 fn a_refused_header_keeps_what_an_earlier_extraction_stored() {
     let propagator = Propagator::new(codec());
-    let first: Carrier = [("baggage".to_string(), "tenant=acme".to_string())].into();
+    let first = baggage("tenant=acme");
     let cx = propagator.extract(&first);
-    let too_large: Carrier = [("baggage".to_string(), "x".repeat(10_000))].into();
+    let too_large = baggage("x".repeat(10_000));
     let cx = propagator.extract_with_context(&cx, &too_large);
     let received = ctx::otel::received(&cx).unwrap();
     assert!(received.error().is_some());

@@ -2,7 +2,7 @@
 //! `BaggagePropagator`, and the other way round.
 #![cfg(feature = "propagation")]
 
-use std::collections::HashMap;
+mod support;
 
 use opentelemetry::baggage::{BaggageExt as _, BaggageMetadata, KeyValueMetadata};
 use opentelemetry::propagation::TextMapPropagator as _;
@@ -10,24 +10,14 @@ use opentelemetry::Context;
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use rt_ext::propagation::{Codec, MigrateError};
 use rt_ext::{Snapshot, Variable};
-use serde::{Deserialize, Serialize};
+use support::propagation::{
+    baggage, codec_builder, written_by, Carrier, Route, REQUEST_ID, ROUTE, TENANT,
+};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Route {
-    region: String,
-    shard: u16,
-}
-
-static TENANT: Variable<String> = Variable::new("tenant");
-static REQUEST_ID: Variable<u64> = Variable::new("request_id");
-static ROUTE: Variable<Route> = Variable::new("route");
 static USER: Variable<String> = Variable::new("user");
 
 fn codec() -> Codec {
-    Codec::builder()
-        .var(&TENANT)
-        .var(&REQUEST_ID)
-        .var(&ROUTE)
+    codec_builder()
         .var_versioned(&USER, 3, |old| Err(MigrateError::unsupported(&old)))
         .scope_chain()
         .build()
@@ -50,14 +40,7 @@ fn sent() -> Snapshot {
 
 #[test]
 fn opentelemetry_reads_what_the_codec_writes() {
-    let codec = codec();
-    let mut headers = http::HeaderMap::new();
-    codec.inject(&sent(), &mut headers);
-    let carrier: HashMap<String, String> = [(
-        "baggage".to_string(),
-        headers["baggage"].to_str().unwrap().to_string(),
-    )]
-    .into();
+    let carrier = written_by(&codec(), &sent());
 
     let cx = BaggagePropagator::new().extract(&carrier);
     let baggage = cx.baggage();
@@ -109,7 +92,7 @@ fn the_codec_reads_what_opentelemetry_writes() {
         ),
         KeyValueMetadata::new("isProduction", "false", BaggageMetadata::default()),
     ]);
-    let mut carrier: HashMap<String, String> = HashMap::new();
+    let mut carrier = Carrier::new();
     BaggagePropagator::new().inject_context(&cx, &mut carrier);
     let header = &carrier["baggage"];
 
@@ -140,11 +123,10 @@ fn a_round_trip_through_opentelemetry_keeps_everything() {
         let _u = USER.set("bob".into());
         Snapshot::capture()
     }));
-    let carrier: HashMap<String, String> =
-        [("baggage".to_string(), codec.to_baggage(&sent))].into();
+    let carrier = baggage(codec.to_baggage(&sent));
     let propagator = BaggagePropagator::new();
     let cx = propagator.extract(&carrier);
-    let mut forwarded: HashMap<String, String> = HashMap::new();
+    let mut forwarded = Carrier::new();
     propagator.inject_context(&cx, &mut forwarded);
 
     let received = codec.from_baggage(&forwarded["baggage"]).unwrap();

@@ -19,6 +19,10 @@ use rt_ext::Lifecycle;
     all(feature = "opentelemetry", feature = "propagation")
 ))]
 pub mod http;
+// Needs the `propagation` feature, as its tests do: `otel_propagator` and
+// `propagation_otel_interop`.
+#[cfg(feature = "propagation")]
+pub mod propagation;
 
 // ===== counting allocator =====
 
