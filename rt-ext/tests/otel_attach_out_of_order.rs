@@ -65,25 +65,61 @@ fn out_of_order_drops_in_a_loop_leave_nothing_behind() {
 
 #[test]
 fn a_guard_dropped_elsewhere_while_its_task_waits_is_gone_on_resume() {
+    // The drop must come while the task waits: if the other thread is
+    // faster than the task's next await (the wait is then over before it
+    // starts, and the task never suspends), the removal waits for the
+    // task's next resume, which the task then makes itself. Rounds run
+    // until one has had the drop while the task was suspended.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        let (suspended, seen) = one_round();
+        assert_eq!(
+            seen,
+            Some(1),
+            "round {rounds}: the dropped context is still current"
+        );
+        if suspended {
+            break;
+        }
+        assert!(rounds < 1_000, "the task never suspended before the drop");
+    }
+}
+
+/// Whether the task was suspended in its wait, and what it saw after.
+fn one_round() -> (bool, Option<u64>) {
     runtime().block_on(async {
         let _outer = ctx::otel::attach(marked(1));
         let (send, guard) = std::sync::mpsc::channel();
-        let (dropped, wait) = tokio::sync::oneshot::channel::<()>();
+        let (dropped, mut wait) = tokio::sync::oneshot::channel::<()>();
         let task = ctx::spawn(async move {
             send.send(ctx::otel::attach(marked(2))).unwrap();
             assert_eq!(current_marker(), Some(2));
-            wait.await.unwrap();
+            let mut suspended = false;
+            std::future::poll_fn(|cx| {
+                let poll = std::future::Future::poll(std::pin::Pin::new(&mut wait), cx);
+                suspended |= poll.is_pending();
+                poll
+            })
+            .await
+            .unwrap();
+            if !suspended {
+                // The guard dropped before the wait began: removed at
+                // the next resume.
+                yield_now().await;
+            }
             // Removed at this resume: the inherited context is back.
-            current_marker()
+            (suspended, current_marker())
         });
         let dropper = std::thread::spawn(move || {
             drop(guard.recv().unwrap());
             dropped.send(()).unwrap();
         });
-        assert_eq!(task.await.unwrap(), Some(1));
+        let seen = task.await.unwrap();
         dropper.join().unwrap();
         assert_eq!(current_marker(), Some(1));
-    });
+        seen
+    })
 }
 
 #[test]
