@@ -2,10 +2,11 @@
 //! whole mapping, a binding, a hook. Each has an inlined common case and a
 //! cold path for the base frame or pending removals.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 
 use super::current::{current_framed, thread_token, with_current};
 use super::removals::{mark, settle, settle_pending};
+use super::store::FrameExt;
 use super::{rethrow, Frame, FramePtr, Registered, StoredHook};
 use crate::error::BindError;
 use crate::mapping::{Mapping, Value};
@@ -48,7 +49,7 @@ pub(crate) fn read<R>(var: u64, f: impl FnOnce(Option<&Value>) -> R) -> R {
 /// Applies the removals deferred by guards dropped inside a `read` callback.
 #[cold]
 #[inline(never)]
-pub(super) fn settle_after_read(cell: &RefCell<Frame>) {
+fn settle_after_read(cell: &RefCell<Frame>) {
     rethrow(settle_pending(cell));
 }
 
@@ -58,7 +59,7 @@ pub(super) fn settle_after_read(cell: &RefCell<Frame>) {
 /// frame), which it reads as if they were applied.
 #[cold]
 #[inline(never)]
-pub(super) fn read_slow<R>(f: impl FnOnce(Option<&Frame>, &[u64]) -> R) -> R {
+fn read_slow<R>(f: impl FnOnce(Option<&Frame>, &[u64]) -> R) -> R {
     let mut f = Some(f);
     let done = with_current(|cell| {
         rethrow(settle(cell));
@@ -108,7 +109,7 @@ pub(crate) fn current_mapping() -> Mapping {
 /// [`current_mapping`] in the base frame, or with removals to apply first.
 #[cold]
 #[inline(never)]
-pub(super) fn current_mapping_slow() -> Mapping {
+fn current_mapping_slow() -> Mapping {
     read_slow(|frame, gone| match frame {
         Some(frame) if gone.is_empty() => frame.mapping(),
         Some(frame) => frame.mapping_settled(gone),
@@ -116,35 +117,36 @@ pub(super) fn current_mapping_slow() -> Mapping {
     })
 }
 
+/// The current frame's extension, borrowed, when a registration can go
+/// straight into it: the common case of [`bind`] and [`add_hook`], inlined
+/// there. That is a frame that has registered before, entered (and marked
+/// so: see `register`) on this thread, with nothing deferred. A frame with
+/// an extension is neither a base frame (never current: `with_current`) nor
+/// an isolated one (which refuses, and is given no hooks).
+#[inline(always)]
+fn registrable<'a>() -> Option<RefMut<'a, FrameExt>> {
+    let frame = current_framed()?.try_borrow_mut().ok()?;
+    RefMut::filter_map(frame, |frame| {
+        frame.ext.as_deref_mut().filter(|ext| {
+            !ext.shared.pending.load(Ordering::Acquire)
+                && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
+        })
+    })
+    .ok()
+}
+
 /// Registers a binding in the current frame.
 #[inline]
 pub(crate) fn bind(name: &'static str, var: u64, value: Stored) -> Result<Registered, BindError> {
-    // The common case, inline: a frame that has bound before, entered
-    // (and marked so: see `register`) on this thread, with nothing
-    // deferred. A frame with an extension is neither a base frame (never
-    // current: `with_current`) nor an isolated one (which refuses, and is
-    // given no hooks).
-    if let Some(cell) = current_framed() {
-        if let Ok(mut frame) = cell.try_borrow_mut() {
-            if let Some(ext) = frame.ext.as_deref_mut() {
-                if !ext.shared.pending.load(Ordering::Acquire)
-                    && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
-                {
-                    return Ok(ext.bind(var, value));
-                }
-            }
-        }
+    if let Some(mut ext) = registrable() {
+        return Ok(ext.bind(var, value));
     }
     bind_slow(name, var, value)
 }
 
 #[cold]
 #[inline(never)]
-pub(super) fn bind_slow(
-    name: &'static str,
-    var: u64,
-    value: Stored,
-) -> Result<Registered, BindError> {
+fn bind_slow(name: &'static str, var: u64, value: Stored) -> Result<Registered, BindError> {
     register(name, |frame, home| frame.bind(home, var, value))
 }
 
@@ -152,17 +154,8 @@ pub(super) fn bind_slow(
 /// (for its owner to drop, the frame no longer borrowed).
 #[inline]
 pub(crate) fn add_hook(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)> {
-    // The common case, inline: as for `bind`.
-    if let Some(cell) = current_framed() {
-        if let Ok(mut frame) = cell.try_borrow_mut() {
-            if let Some(ext) = frame.ext.as_deref_mut() {
-                if !ext.shared.pending.load(Ordering::Acquire)
-                    && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
-                {
-                    return Ok(ext.add_hook(hook));
-                }
-            }
-        }
+    if let Some(mut ext) = registrable() {
+        return Ok(ext.add_hook(hook));
     }
     add_hook_slow(hook)
 }
@@ -178,7 +171,7 @@ fn add_hook_slow(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)
     Ok(registered)
 }
 
-pub(super) fn register<R>(
+fn register<R>(
     what: &'static str,
     f: impl FnOnce(&mut Frame, FramePtr) -> R,
 ) -> Result<R, BindError> {

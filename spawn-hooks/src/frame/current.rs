@@ -60,7 +60,7 @@ pub(crate) fn is_current(frame: &RefCell<Frame>) -> bool {
 
 /// The current frame's address (null: the base frame).
 #[inline]
-pub(super) fn current_ptr() -> FramePtr {
+fn current_ptr() -> FramePtr {
     CURRENT.with(Cell::get)
 }
 
@@ -89,7 +89,7 @@ thread_local! {
 
 /// The last token handed out. A plain `std` atomic in every build: tokens
 /// only tell threads apart; nothing synchronises through this counter.
-pub(super) static TOKENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static TOKENS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A number that tells the calling thread apart from every other thread that
 /// ever ran in the process, never 0. Not an address: a thread-local's address
@@ -112,6 +112,6 @@ pub(super) fn thread_token() -> usize {
 }
 
 #[cold]
-pub(super) fn new_token() -> usize {
+fn new_token() -> usize {
     TOKENS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }

@@ -13,7 +13,7 @@ use crate::mapping::Mapping;
 use crate::sync::Ordering;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Phase {
+enum Phase {
     Resume,
     Yield,
 }
@@ -212,7 +212,7 @@ fn restore(prev: FramePtr) {
 /// Step 4 of a frame with hooks (or deferred removals): `on_yield`, newest
 /// first, then the swap back.
 #[inline(never)]
-pub(super) fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     let mut panic = None;
     // Mutant: `on_yield` is skipped when the poll unwinds.
     #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
@@ -232,7 +232,7 @@ pub(super) fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Opti
 /// frame is dropped no longer current, and the frame is left empty.
 #[cold]
 #[inline(never)]
-pub(super) fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     let mut panic = None;
     if frame.try_borrow().is_ok() {
         teardown(frame, &mut panic);
@@ -314,7 +314,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
 
 /// Drops what is left in the current frame, newest hook first, then newest
 /// binding first, with the frame still current so destructors see it.
-pub(super) fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
+fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
     if let Some(p) = settle(cell) {
         panic.get_or_insert(p);
     }

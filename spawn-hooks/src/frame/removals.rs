@@ -174,7 +174,7 @@ fn release(shared: &Arc<Shared>, id: u64) {
 
 /// [`release`] of an item of the current frame, borrowed as `frame`.
 #[inline(never)]
-pub(super) fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
+fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
     let removed = frame.remove(id);
     drop(frame);
     rethrow(removed.finish().err());
@@ -182,7 +182,7 @@ pub(super) fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
 
 #[cold]
 #[inline(never)]
-pub(super) fn release_slow(shared: &Arc<Shared>, id: u64) {
+fn release_slow(shared: &Arc<Shared>, id: u64) {
     let removed = with_current(|cell| {
         let mut frame = cell.try_borrow_mut().ok()?;
         frame.owns(shared).then(|| frame.remove(id))
@@ -198,7 +198,7 @@ pub(super) fn release_slow(shared: &Arc<Shared>, id: u64) {
 /// [`release`] of an item whose frame is not the current one: removed at
 /// once if the frame is entered further down this thread's stack.
 #[cold]
-pub(super) fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
+fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
     if shared.entered_on.load(Ordering::Relaxed) != thread_token() {
         return None;
     }

@@ -53,7 +53,7 @@ pub(super) struct FrameExt {
     current: Cell<Option<Mapping>>,
     /// Live hooks, oldest first (so ids increase along the vector). While
     /// `run_hooks` calls them (`calling`), no slot moves and none is dropped:
-    /// a hook is called in place, through a pointer into its box.
+    /// a hook is called in place, where its slot stores it.
     pub(super) hooks: Vec<HookSlot>,
     /// Whether `run_hooks` is calling the hooks: a pass is under way.
     calling: bool,
@@ -271,18 +271,10 @@ impl Frame {
                 }
                 return Removed::Nothing;
             }
-            let slot = ext.hooks.remove(i);
-            return Removed::Hook {
-                hook: slot.hook,
-                entered: slot.entered.get(),
-            };
+            return ext.hooks.remove(i).into_removed();
         }
         if let Some(i) = ext.added.iter().position(|h| h.id == id) {
-            let slot = ext.added.remove(i);
-            return Removed::Hook {
-                hook: slot.hook,
-                entered: slot.entered.get(),
-            };
+            return ext.added.remove(i).into_removed();
         }
         Removed::Nothing
     }
@@ -422,7 +414,7 @@ impl Frame {
 /// `start` with `bindings` (oldest first) applied, leaving out those with
 /// ids in `gone`: each variable's newest binding wins. Moves the bindings'
 /// values to shared storage.
-pub(super) fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
+fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
     // The newest binding of each variable, sorted by variable.
     let mut newest: Vec<(u64, usize)> = (bindings.iter().enumerate())
         .filter(|(_, b)| !gone.contains(&b.id))
