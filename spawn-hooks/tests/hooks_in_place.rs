@@ -12,21 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 
 use spawn_hooks::{enter, FutureExt, HookGuard, Lifecycle, Variable};
-use support::{poll_once, yield_once};
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, event: String) {
-    log.lock().unwrap().push(event);
-}
-
-fn take(log: &Log) -> Vec<String> {
-    std::mem::take(&mut *log.lock().unwrap())
-}
+use support::{poll_once, yield_once, Log};
 
 /// A guard slot a hook can empty from its own callback.
 type Slot = Arc<Mutex<Option<HookGuard>>>;
@@ -56,7 +42,7 @@ impl Hook {
     }
 
     fn call(&mut self, call: &'static str) {
-        push(&self.log, format!("{} {call}", self.name));
+        self.log.push(format!("{} {call}", self.name));
         if let Some((when, act)) = &mut self.act {
             if *when == call {
                 act();
@@ -76,7 +62,7 @@ impl Lifecycle for Hook {
 
 impl Drop for Hook {
     fn drop(&mut self) {
-        push(&self.log, format!("{} dropped", self.name));
+        self.log.push(format!("{} dropped", self.name));
     }
 }
 
@@ -88,7 +74,7 @@ fn run<F: std::future::Future<Output = ()>>(body: F) {
 
 #[test]
 fn a_hook_that_drops_its_own_guard_is_dropped_after_its_call() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     run(async move {
         let own: Slot = Arc::new(Mutex::new(None));
@@ -101,7 +87,7 @@ fn a_hook_that_drops_its_own_guard_is_dropped_after_its_call() {
     // Its guard dropped during its own `on_yield`: not called again,
     // dropped (resumed first, as a removed hook is) when the pass ends.
     assert_eq!(
-        take(&log),
+        log.take(),
         ["self yield", "self resume", "self dropped"],
         "a hook removed by its own callback"
     );
@@ -109,7 +95,7 @@ fn a_hook_that_drops_its_own_guard_is_dropped_after_its_call() {
 
 #[test]
 fn a_hook_removed_by_another_is_skipped_then_dropped_entered() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     run(async move {
         let victim: Slot = Arc::new(Mutex::new(Some(enter(Hook::new("victim", &l)))));
@@ -123,7 +109,7 @@ fn a_hook_removed_by_another_is_skipped_then_dropped_entered() {
     // `on_yield` runs newest first: the killer removes the victim before
     // its turn, so the victim is dropped entered, never yielded.
     assert_eq!(
-        take(&log),
+        log.take(),
         [
             "killer yield",
             "victim dropped",
@@ -137,7 +123,7 @@ fn a_hook_removed_by_another_is_skipped_then_dropped_entered() {
 
 #[test]
 fn hooks_registered_by_a_callback_join_after_the_pass() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     run(async move {
         let late: Slot = Arc::new(Mutex::new(None));
@@ -158,7 +144,7 @@ fn hooks_registered_by_a_callback_join_after_the_pass() {
         yield_once().await;
         drop(late.lock().unwrap().take());
     });
-    let events = take(&log);
+    let events = log.take();
     // The eight `late` hooks were dropped by their registering callback,
     // during the pass: never called, dropped once each.
     assert_eq!(events.iter().filter(|e| *e == "late dropped").count(), 8);
@@ -185,7 +171,7 @@ fn hooks_registered_by_a_callback_join_after_the_pass() {
 
 #[test]
 fn a_panicking_hook_is_dropped_once_and_the_others_still_run() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     let result = panic::catch_unwind(AssertUnwindSafe(move || {
         run(async move {
@@ -196,7 +182,7 @@ fn a_panicking_hook_is_dropped_once_and_the_others_still_run() {
         })
     }));
     assert!(result.is_err(), "the hook's panic reaches the poller");
-    let events = take(&log);
+    let events = log.take();
     assert_eq!(events[..3], ["c yield", "bad yield", "a yield"]);
     assert_eq!(events.iter().filter(|e| *e == "bad dropped").count(), 1);
     assert!(events.contains(&"a dropped".to_string()));
@@ -206,7 +192,7 @@ fn a_panicking_hook_is_dropped_once_and_the_others_still_run() {
 #[test]
 fn a_callback_may_poll_frames_with_hooks_and_read_and_bind() {
     static V: Variable<u32> = Variable::new("v");
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
@@ -231,7 +217,7 @@ fn a_callback_may_poll_frames_with_hooks_and_read_and_bind() {
     });
     assert_eq!(*seen.lock().unwrap(), [Some(2), Some(1)]);
     assert_eq!(
-        take(&log),
+        log.take(),
         [
             "outer yield",
             "inner yield",

@@ -10,26 +10,13 @@ mod support;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::Poll;
 
 use spawn_hooks::{
     enter, register, Inherit, Inheritance, Lifecycle, Registered, Snapshot, TaskFrame, Variable,
 };
-use support::{poll_once, yield_once};
-
-/// What the hooks and bodies of one test did, in order.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn push(&self, s: impl Into<String>) {
-        self.0.lock().unwrap().push(s.into());
-    }
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+use support::{poll_once, yield_once, Log};
 
 thread_local! {
     /// How many recording hooks are entered on this thread.

@@ -12,23 +12,9 @@ use std::thread;
 
 use futures::executor::block_on;
 use spawn_hooks::{enter, FutureExt, HookGuard, Lifecycle, Variable};
-use support::{poll_once, yield_once};
+use support::{poll_once, yield_once, Log};
 
 static V: Variable<u32> = Variable::new("v");
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, line: impl Into<String>) {
-    log.lock().unwrap().push(line.into());
-}
-
-fn lines(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
 
 /// A hook that logs its calls with the value of `V` it sees.
 struct Rec {
@@ -44,7 +30,8 @@ impl Rec {
         })
     }
     fn note(&self, what: &str) {
-        push(&self.log, format!("{}:{what} v={:?}", self.name, V.get()));
+        self.log
+            .push(format!("{}:{what} v={:?}", self.name, V.get()));
     }
 }
 
@@ -67,20 +54,20 @@ impl Drop for Rec {
 
 #[test]
 fn a_hook_guard_dropped_in_a_nested_future_frame_removes_the_hook_at_once() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     block_on(
         async move {
             let h = Rec::enter("h", &l);
             async move { drop(h) }.frame().await;
-            push(&l, "guard dropped");
+            l.push("guard dropped");
             yield_once().await;
-            push(&l, "resumed");
+            l.push("resumed");
         }
         .frame(),
     );
     assert_eq!(
-        lines(&log),
+        log.lines(),
         ["h:drop v=None", "guard dropped", "resumed"],
         "the hook acted after its guard dropped"
     );
@@ -88,28 +75,28 @@ fn a_hook_guard_dropped_in_a_nested_future_frame_removes_the_hook_at_once() {
 
 #[test]
 fn a_hook_guard_dropped_in_a_nested_closure_frame_removes_the_hook_at_once() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     block_on(
         async move {
             let h = Rec::enter("h", &l);
             V.sync_scope(1, move || drop(h));
-            push(&l, "guard dropped");
+            l.push("guard dropped");
             yield_once().await;
-            push(&l, "resumed");
+            l.push("resumed");
         }
         .frame(),
     );
     // The hook is dropped where its guard drops: inside the closure's frame.
     assert_eq!(
-        lines(&log),
+        log.lines(),
         ["h:drop v=Some(1)", "guard dropped", "resumed"]
     );
 }
 
 #[test]
 fn a_guard_dropped_two_frames_down_is_removed_at_once() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     block_on(
         async move {
@@ -121,12 +108,12 @@ fn a_guard_dropped_two_frames_down_is_removed_at_once() {
             }
             .frame()
             .await;
-            push(&l, format!("after v={:?}", V.get()));
+            l.push(format!("after v={:?}", V.get()));
             yield_once().await;
         }
         .frame(),
     );
-    assert_eq!(lines(&log), ["h:drop v=Some(7)", "after v=Some(5)"]);
+    assert_eq!(log.lines(), ["h:drop v=Some(7)", "after v=Some(5)"]);
 }
 
 #[test]
@@ -153,11 +140,11 @@ fn a_guard_dropped_on_the_base_frames_thread_inside_a_closure_frame_acts_at_once
     // A plain thread's base frame accepts hooks; it is entered below every
     // frame of its thread.
     thread::spawn(|| {
-        let log = log();
+        let log = Log::default();
         let h = Rec::enter("h", &log);
         V.sync_scope(3, || drop(h));
-        push(&log, "guard dropped");
-        assert_eq!(lines(&log), ["h:drop v=Some(3)", "guard dropped"]);
+        log.push("guard dropped");
+        assert_eq!(log.lines(), ["h:drop v=Some(3)", "guard dropped"]);
     })
     .join()
     .unwrap();
@@ -167,22 +154,22 @@ fn a_guard_dropped_on_the_base_frames_thread_inside_a_closure_frame_acts_at_once
 fn a_guard_dropped_on_another_thread_while_its_frame_runs_defers() {
     // The frame is entered on this thread, the guard dropped on another: the
     // removal waits for the frame's next resume.
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     block_on(
         async move {
             let h = Rec::enter("h", &l);
             thread::spawn(move || drop(h)).join().unwrap();
-            push(&l, "guard dropped");
+            l.push("guard dropped");
             yield_once().await;
-            push(&l, "resumed");
+            l.push("resumed");
         }
         .frame(),
     );
     // Still registered when the frame yields; removed at the next resume,
     // where it is resumed first (a hook is always dropped entered).
     assert_eq!(
-        lines(&log),
+        log.lines(),
         [
             "guard dropped",
             "h:yield v=None",
@@ -197,7 +184,7 @@ fn a_guard_dropped_on_another_thread_while_its_frame_runs_defers() {
 
 #[test]
 fn deferred_removals_are_applied_one_at_a_time_in_drop_order() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     let handoff: Arc<Mutex<Option<(HookGuard, spawn_hooks::Binding)>>> = Arc::default();
     let h2 = handoff.clone();
@@ -206,7 +193,7 @@ fn deferred_removals_are_applied_one_at_a_time_in_drop_order() {
         let h = Rec::enter("h", &l);
         *h2.lock().unwrap() = Some((h, b));
         yield_once().await;
-        push(&l, format!("resumed v={:?}", V.get()));
+        l.push(format!("resumed v={:?}", V.get()));
     }
     .frame());
     assert!(poll_once(task.as_mut()).is_pending());
@@ -221,7 +208,7 @@ fn deferred_removals_are_applied_one_at_a_time_in_drop_order() {
     assert!(poll_once(task.as_mut()).is_ready());
     // Dropped in place, the hook would see its value: so it must here.
     assert_eq!(
-        lines(&log),
+        log.lines(),
         [
             "h:yield v=Some(9)",
             "h:resume v=Some(9)",
@@ -233,7 +220,7 @@ fn deferred_removals_are_applied_one_at_a_time_in_drop_order() {
 
 #[test]
 fn removals_deferred_for_a_cancelled_frame_keep_their_order() {
-    let log = log();
+    let log = Log::default();
     let l = log.clone();
     let handoff: Arc<Mutex<Vec<HookGuard>>> = Arc::default();
     let bindings: Arc<Mutex<Vec<spawn_hooks::Binding>>> = Arc::default();
@@ -249,7 +236,7 @@ fn removals_deferred_for_a_cancelled_frame_keep_their_order() {
         .frame(),
     );
     assert!(poll_once(task.as_mut()).is_pending());
-    log.lock().unwrap().clear();
+    log.take();
     let hooks = std::mem::take(&mut *handoff.lock().unwrap());
     let binds = std::mem::take(&mut *bindings.lock().unwrap());
     // Dropped elsewhere in this order: b, the binding of 2, a, the binding of 1.
@@ -265,7 +252,7 @@ fn removals_deferred_for_a_cancelled_frame_keep_their_order() {
     .unwrap();
     drop(task); // cancelled: resumed, removals applied, then teardown
     assert_eq!(
-        lines(&log),
+        log.lines(),
         [
             "b:resume v=Some(2)",
             "b:drop v=Some(2)",
@@ -305,11 +292,11 @@ fn a_binding_dropped_inside_a_with_callback_is_gone_after_it() {
 
 #[test]
 fn a_hook_guard_dropped_inside_a_with_callback_is_dropped_when_the_callback_returns() {
-    let log = log();
+    let log = Log::default();
     V.sync_scope(1, || {
         let h = Rec::enter("h", &log);
         V.with(|_| drop(h));
-        push(&log, "after with");
+        log.push("after with");
     });
-    assert_eq!(lines(&log), ["h:drop v=Some(1)", "after with"]);
+    assert_eq!(log.lines(), ["h:drop v=Some(1)", "after with"]);
 }
