@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::frame::{self, Entered, Frame, Leave, Payload};
+use crate::frame::{self, Entered, Frame, Leave};
 use crate::mapping::{Mapping, Value};
 
 /// How far a framed future has got.
@@ -215,24 +215,14 @@ fn poll_resuming<F: Future>(
     // A suspended frame polled here has work to do on the way in (the
     // common poll checked): no second check.
     if resuming {
-        if let Some(panic) = entered.resume_registered() {
-            resumed_with_panic(&entered, panic);
-        }
+        // A hook's panic goes on from here, as if the future had panicked
+        // (unwinding drops `entered`: the frame is left, the other hooks
+        // yield); but when the thread is already unwinding (polled from a
+        // destructor), a second panic would abort the process: the panic is
+        // discarded, and the poll goes on without the hook, which is gone.
+        frame::rethrow(entered.resume_registered());
     }
     poll_entered(future, entered, state, cx)
-}
-
-/// After a hook panicked on resume: the panic goes on from here, as if the
-/// future had panicked (unwinding drops `entered`: the frame is left, the
-/// other hooks yield); but when the thread is already unwinding (polled from
-/// a destructor), a second panic would abort the process: the panic is
-/// discarded, and the poll goes on without the hook, which is gone.
-#[cold]
-#[inline(never)]
-fn resumed_with_panic(_entered: &Entered<'_>, panic: Payload) {
-    if !std::thread::panicking() {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 /// Marks the frame suspended at its first poll; returns whether it already
