@@ -21,7 +21,8 @@ unset ICOUNT_FEATURES
 source benches/icount-lib.sh
 
 declare -A per_op
-ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_task_local
+ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook
+     poll_tokio_yield_now poll_rtext_yield_now poll_rtext_hook_yield_now poll_task_local
      poll_instrument_none poll_otel poll_dcontext bind_rtext bind_rtext_again
      bind_task_local get_task_local get_rtext get_rtext16
      get_otel get_dcontext capture_1 capture_256 capture_dcontext10 frame_create
@@ -35,7 +36,8 @@ for op in "${ops[@]}"; do
 done
 
 ICOUNT_FEATURES=log-variables icount_build
-span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll span_spawn
+span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll
+          span_guard_poll_yield_now span_instrument_poll_yield_now span_spawn
           span_spawn_none span_follow_poll span_none_poll)
 printf '\n| operation (`log-variables` build) | instructions/op |\n|---|---:|\n'
 for op in "${span_ops[@]}"; do
@@ -52,6 +54,10 @@ check() {
 }
 check "poll, no binding / tokio" poll_rtext poll_tokio 1.05
 check "poll, binding + hook / tokio" poll_rtext_hook poll_tokio 1.15
+# The poll rows again with tokio's `yield_now` as the yield (what a task that
+# gives way to others awaits): the same costs over a floor about twice as high.
+check "poll, no binding / tokio (yield_now)" poll_rtext_yield_now poll_tokio_yield_now 1.05
+check "poll, binding + hook / tokio (yield_now)" poll_rtext_hook_yield_now poll_tokio_yield_now 1.15
 check "get / task_local with" get_rtext get_task_local 1.25
 check "capture 256 / capture 1" capture_256 capture_1 1.05
 check "capture 256 / dcontext capture of 10 keys (<= 1/20)" capture_256 capture_dcontext10 0.05
@@ -63,3 +69,4 @@ check "get / task_local with (the 1.5 bound)" get_rtext get_task_local 1.5
 check "spawn + join, 1 variable / tokio" spawn_rtext1 spawn_tokio 1.15
 check "span guard enter + drop / span.enter + drop" span_guard_enter span_enter 2.0
 check "span guard held across yields / Instrument, per poll" span_guard_poll span_instrument_poll 1.10
+check "span guard held across yields / Instrument (yield_now)" span_guard_poll_yield_now span_instrument_poll_yield_now 1.10

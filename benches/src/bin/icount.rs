@@ -8,7 +8,9 @@
 
 use std::hint::black_box;
 
-use benches::workload::{self, snapshot_with, yield_n, CountingHook, OtelValue, TASK_LOCAL, VARS};
+use benches::workload::{
+    self, snapshot_with, yield_n, yield_now_n, CountingHook, OtelValue, TASK_LOCAL, VARS,
+};
 use opentelemetry::context::FutureExt as _;
 use rt_ext::{self as ctx, FutureExt as _};
 use std::future::Future as _;
@@ -34,6 +36,18 @@ const OPS: &[(&str, &str)] = &[
         "one poll of a `ctx::spawn`ed task with a binding",
     ),
     ("poll_rtext_hook", "one poll with a binding and a hook"),
+    (
+        "poll_tokio_yield_now",
+        "`poll_tokio` with tokio's `yield_now` as the yield",
+    ),
+    (
+        "poll_rtext_yield_now",
+        "`poll_rtext` with tokio's `yield_now` as the yield",
+    ),
+    (
+        "poll_rtext_hook_yield_now",
+        "`poll_rtext_hook` with tokio's `yield_now` as the yield",
+    ),
     (
         "poll_task_local",
         "one poll of a task in a `task_local!` scope",
@@ -134,6 +148,16 @@ const OPS: &[(&str, &str)] = &[
     ),
     #[cfg(feature = "log-variables")]
     (
+        "span_guard_poll_yield_now",
+        "`span_guard_poll` with tokio's `yield_now` as the yield",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_instrument_poll_yield_now",
+        "`span_instrument_poll` with tokio's `yield_now` as the yield",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
         "span_spawn",
         "`ctx::spawn` + join inside an entered span (the child follows it), Registry",
     ),
@@ -217,6 +241,19 @@ fn main() {
                 let _bound = VARS[0].set(1);
                 let _hook = ctx::enter(CountingHook::default());
                 yield_n(n).await;
+            })
+            .await
+            .unwrap()
+        }),
+        "poll_tokio_yield_now" => {
+            rt.block_on(async { tokio::spawn(yield_now_n(n)).await.unwrap() })
+        }
+        "poll_rtext_yield_now" => rt.block_on(async { ctx::spawn(yield_now_n(n)).await.unwrap() }),
+        "poll_rtext_hook_yield_now" => rt.block_on(async {
+            ctx::spawn(async move {
+                let _bound = VARS[0].set(1);
+                let _hook = ctx::enter(CountingHook::default());
+                yield_now_n(n).await;
             })
             .await
             .unwrap()
@@ -425,7 +462,8 @@ fn poll_hook_mode(_: usize, _: bool) {
 /// guard's drop in the same kind of task (the peer);
 /// `span_guard_poll`: one poll of a `ctx::spawn`ed task that holds a
 /// `ctx::tracing::enter` guard across every yield; `span_instrument_poll`:
-/// the same with tracing's `Instrument` instead (the peer);
+/// the same with tracing's `Instrument` instead (the peer); the two with
+/// `_yield_now`: the same yielding with tokio's `yield_now`;
 /// `span_current_id`: the lookup a guard's nesting check makes on each
 /// resume (the current span's id from the default dispatcher);
 /// `span_rt_instrument_poll`: `rt_ext::tracing::Instrument` in place of
@@ -472,6 +510,19 @@ fn span_ops(op: &str, n: usize) {
             "span_instrument_poll" => rt.block_on(async {
                 let span = tracing::info_span!("instrumented");
                 tokio::spawn(yield_n(n).instrument(span)).await.unwrap()
+            }),
+            "span_guard_poll_yield_now" => rt.block_on(async {
+                ctx::spawn(async move {
+                    let span = tracing::info_span!("guarded");
+                    let _g = ctx::tracing::enter(&span);
+                    yield_now_n(n).await;
+                })
+                .await
+                .unwrap()
+            }),
+            "span_instrument_poll_yield_now" => rt.block_on(async {
+                let span = tracing::info_span!("instrumented");
+                tokio::spawn(yield_now_n(n).instrument(span)).await.unwrap()
             }),
             "span_rt_instrument_poll" => rt.block_on(async {
                 let span = tracing::info_span!("instrumented");

@@ -55,13 +55,15 @@ pub(super) struct FrameExt {
     /// `run_hooks` calls them (`calling`), no slot moves and none is dropped:
     /// a hook is called in place, where its slot stores it.
     pub(super) hooks: Vec<HookSlot>,
-    /// Whether `run_hooks` is calling the hooks: a pass is under way.
-    calling: bool,
+    /// Whether `run_hooks` is calling the hooks: a pass is under way. A
+    /// cell, as `dirty` is: a pass starts and ends through a shared
+    /// reference, without the frame's borrow flag.
+    calling: Cell<bool>,
     /// Hooks registered while `calling`: added after `hooks` when the pass
     /// ends.
     added: Vec<HookSlot>,
     /// Whether a slot was marked gone during the pass.
-    dirty: bool,
+    dirty: Cell<bool>,
     /// Whether `settle_pending` is finishing a deferred removal: user code
     /// that runs meanwhile sees the frame as it was when that removal's
     /// guard dropped, so the later removals wait (see `settle_waits`).
@@ -210,9 +212,9 @@ impl Frame {
                 bindings: Vec::new(),
                 current: Cell::new(None),
                 hooks: Vec::new(),
-                calling: false,
+                calling: Cell::new(false),
                 added: Vec::new(),
-                dirty: false,
+                dirty: Cell::new(false),
                 settling: false,
             })
         })
@@ -262,12 +264,12 @@ impl Frame {
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
-            if ext.calling {
+            if ext.calling.get() {
                 // Maybe being called: not called again, dropped when the
                 // pass ends.
                 let slot = &ext.hooks[i];
                 if !slot.gone.replace(true) {
-                    ext.dirty = true;
+                    ext.dirty.set(true);
                 }
                 return Removed::Nothing;
             }
@@ -279,47 +281,28 @@ impl Frame {
         Removed::Nothing
     }
 
-    /// Starts a pass over the hooks (see `run_hooks`); `None` if there are
-    /// none, or a pass is under way.
-    #[inline]
-    pub(super) fn start_pass(&mut self) -> Option<Slots> {
-        let ext = self.ext.as_deref_mut()?;
-        if ext.hooks.is_empty() || ext.calling {
-            return None;
+    /// The end of a pass ([`FrameExt::end_pass`]) that changed the hooks: a
+    /// hook panicked, or was removed or registered meanwhile.
+    /// Hooks registered meanwhile join the others (they are newer). Returns
+    /// the hooks to drop (those that panicked, and those whose guard dropped
+    /// meanwhile) and whether any hook was registered meanwhile.
+    pub(super) fn apply_pass(&mut self) -> (Vec<Removed>, bool) {
+        match self.ext.as_deref_mut() {
+            Some(ext) => ext.apply_pass(),
+            None => (Vec::new(), false),
         }
-        ext.calling = true;
-        Some(Slots {
-            first: ext.hooks.as_ptr(),
-            len: ext.hooks.len(),
-        })
-    }
-
-    /// Ends a pass; `poisoned` says whether a hook panicked during it. Hooks
-    /// registered meanwhile join the others (they are newer). Returns the
-    /// hooks to drop (those that panicked, and those whose guard dropped
-    /// meanwhile) and whether any hook was registered meanwhile; `None` when
-    /// nothing changed during the pass.
-    #[inline]
-    pub(super) fn end_pass(&mut self, poisoned: bool) -> Option<(Vec<Removed>, bool)> {
-        let ext = self.ext.as_deref_mut()?;
-        ext.calling = false;
-        ext.dirty |= poisoned;
-        if !ext.dirty && ext.added.is_empty() {
-            return None;
-        }
-        Some(ext.end_pass_changed())
     }
 
     /// Whether a pass over the hooks is under way: they are not to be
     /// dropped meanwhile.
     pub(super) fn in_pass(&self) -> bool {
-        self.ext.as_deref().is_some_and(|e| e.calling)
+        self.ext.as_deref().is_some_and(|e| e.calling.get())
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
     pub(super) fn pop_item(&mut self) -> Option<Removed> {
         let ext = self.ext.as_deref_mut()?;
-        if ext.calling {
+        if ext.calling.get() {
             // A hook being called: nothing is dropped under it.
             return None;
         }
@@ -342,7 +325,9 @@ impl Frame {
     /// called. Code that runs then sees the frame as it is (a removal applied
     /// there would overtake the ones in progress).
     pub(super) fn settle_waits(&self) -> bool {
-        self.ext.as_deref().is_some_and(|e| e.settling || e.calling)
+        self.ext
+            .as_deref()
+            .is_some_and(|e| e.settling || e.calling.get())
     }
 
     pub(super) fn set_settling(&mut self, on: bool) {
@@ -521,7 +506,7 @@ impl FrameExt {
             gone: Cell::new(false),
             poisoned: Cell::new(false),
         };
-        if self.calling {
+        if self.calling.get() {
             self.added.push(slot);
         } else {
             self.hooks.push(slot);
@@ -529,13 +514,39 @@ impl FrameExt {
         id
     }
 
-    /// The end of a pass ([`Frame::end_pass`]) when something changed
-    /// during it.
-    #[cold]
-    #[inline(never)]
-    fn end_pass_changed(&mut self) -> (Vec<Removed>, bool) {
+    /// Starts a pass over the hooks (see `run_hooks`); `None` if there are
+    /// none, or a pass is under way. Through a shared reference: the pass
+    /// does not take the frame's borrow flag (see `run_hooks`).
+    #[inline(always)]
+    pub(super) fn start_pass(&self) -> Option<Slots> {
+        if self.hooks.is_empty() || self.calling.get() {
+            return None;
+        }
+        self.calling.set(true);
+        Some(Slots {
+            first: self.hooks.as_ptr(),
+            len: self.hooks.len(),
+        })
+    }
+
+    /// Ends a pass. Returns whether the hooks changed during it (a slot
+    /// marked gone, a hook registered), which [`Frame::apply_pass`] then
+    /// applies.
+    #[inline(always)]
+    pub(super) fn end_pass(&self) -> bool {
+        self.calling.set(false);
+        self.dirty.get() || !self.added.is_empty()
+    }
+
+    /// Notes that a slot was marked gone during the pass (its hook
+    /// panicked).
+    pub(super) fn set_dirty(&self) {
+        self.dirty.set(true);
+    }
+
+    fn apply_pass(&mut self) -> (Vec<Removed>, bool) {
         let mut gone = Vec::new();
-        if mem::take(&mut self.dirty) {
+        if mem::take(self.dirty.get_mut()) {
             let mut i = 0;
             while i < self.hooks.len() {
                 if self.hooks[i].gone.get() {
