@@ -258,6 +258,32 @@ fn main() {
             .await
             .unwrap()
         }),
+        "poll_tokio_wrapped" => rt.block_on(async {
+            tokio::spawn(async move {
+                let b = black_box(Box::new(1u64));
+                yield_n(n).await;
+                drop(b);
+            })
+            .await
+            .unwrap()
+        }),
+        "poll_rtext_wrapped" => rt.block_on(async {
+            ctx::spawn(async move {
+                let b = black_box(Box::new(1u64));
+                yield_n(n).await;
+                drop(b);
+            })
+            .await
+            .unwrap()
+        }),
+        "poll_rtext_hookonly" => rt.block_on(async {
+            ctx::spawn(async move {
+                let _hook = ctx::enter(CountingHook::default());
+                yield_n(n).await;
+            })
+            .await
+            .unwrap()
+        }),
         "poll_task_local" => {
             rt.block_on(async { tokio::spawn(TASK_LOCAL.scope(1, yield_n(n))).await.unwrap() })
         }

@@ -67,10 +67,20 @@ impl<'a> Entered<'a> {
 
     /// Step 2, for a frame known to have work to do on the way in (see
     /// [`has_registrations`]): applies deferred removals and runs
-    /// `on_resume`. Returns the panic of user code, if any.
-    #[inline]
-    pub(crate) fn resume_registered(&self) -> Option<Payload> {
-        resume_current(self.home)
+    /// `on_resume`, inlined, for the poll that has hooks to call both ways:
+    /// it then shares the poll's saved registers. Returns the panic of user
+    /// code, if any.
+    #[inline(always)]
+    pub(crate) fn resume_hooks(&self) -> Option<Payload> {
+        resume_hooks(self.home)
+    }
+
+    /// [`leave`](Entered::leave), with the pass over the hooks on the way
+    /// out inlined (see [`resume_hooks`](Entered::resume_hooks)).
+    #[inline(always)]
+    pub(crate) fn leave_hooks(self) -> Option<Payload> {
+        let this = mem::ManuallyDrop::new(self);
+        uninstall_with(this.home, this.prev, this.leave, true)
     }
 
     /// Step 2, whatever the frame has.
@@ -152,6 +162,12 @@ pub(crate) fn has_registrations(frame: &RefCell<Frame>) -> bool {
 #[cold]
 #[inline(never)]
 pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
+    resume_hooks(cell)
+}
+
+/// [`resume_current`], inlined where a frame with hooks is polled.
+#[inline(always)]
+fn resume_hooks(cell: &RefCell<Frame>) -> Option<Payload> {
     #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
     let mut panic = settle(cell);
     // Mutant: deferred removals are not applied on resume.
@@ -170,6 +186,18 @@ pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
 /// with it. Returns the panic of user code, if any.
 #[inline]
 pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) -> Option<Payload> {
+    uninstall_with(frame, prev, leave, false)
+}
+
+/// [`uninstall`], with the pass over the hooks of a suspending frame
+/// inlined if `inline_hooks` (a constant where this is inlined).
+#[inline(always)]
+fn uninstall_with(
+    frame: &RefCell<Frame>,
+    prev: FramePtr,
+    leave: Leave,
+    inline_hooks: bool,
+) -> Option<Payload> {
     // The extension read once for every check below: written as calls of
     // `has_registrations` and `unmark`, a poll of a frame with a binding
     // costs 3 instructions more (510.6 against 507.6, benches/icount.sh).
@@ -192,7 +220,11 @@ pub(crate) fn uninstall(frame: &RefCell<Frame>, prev: FramePtr, leave: Leave) ->
                 restore(prev);
                 return None;
             }
-            suspend_registered(frame, prev)
+            if inline_hooks {
+                suspend_hooks(frame, prev)
+            } else {
+                suspend_registered(frame, prev)
+            }
         }
         Some(_) => end_registered(frame, prev),
     }
@@ -214,6 +246,12 @@ fn restore(prev: FramePtr) {
 /// first, then the swap back.
 #[inline(never)]
 fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+    suspend_hooks(frame, prev)
+}
+
+/// [`suspend_registered`], inlined where a frame with hooks is polled.
+#[inline(always)]
+fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     let mut panic = None;
     // Mutant: `on_yield` is skipped when the poll unwinds.
     #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
@@ -256,7 +294,7 @@ fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
 /// A hook that panics is dropped when the pass ends; the others still run.
 ///
 /// Each hook is called in place, with the frame not borrowed: during the
-/// pass (`FrameExt::calling`) no slot moves and none is dropped (a removal
+/// pass (`FrameExt::pass`) no slot moves and none is dropped (a removal
 /// marks its slot gone, a registration waits aside), so the pointer taken
 /// to a hook stays valid through its call, whatever the callback does.
 ///
@@ -278,7 +316,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
             let i = if yielding { n - 1 - k } else { k };
             // SAFETY: `i < n`, within the pass `slots` came from.
             let slot = unsafe { slots.get(i) };
-            if slot.entered.get() != yielding || slot.gone.get() {
+            if !slot.flags.due(yielding) {
                 continue;
             }
             let hook = slot.hook.as_ptr();
@@ -294,7 +332,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
             // the slots without a borrow per hook 58 more.
             let called = catch(|| unsafe { hook.call(yielding) });
             match called {
-                Ok(()) => slot.entered.set(!yielding),
+                Ok(()) => slot.flags.called(),
                 Err(p) => poison(cell, slot, p, panic),
             }
         }
@@ -315,9 +353,9 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
 #[inline(never)]
 fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload, panic: &mut Option<Payload>) {
     panic.get_or_insert(p);
-    slot.gone.set(true);
+    slot.flags.mark_gone();
     slot.poisoned.set(true);
-    with_ext(cell, FrameExt::set_dirty);
+    with_ext(cell, FrameExt::changed);
 }
 
 /// The end of a pass during which the hooks changed: drops the hooks that

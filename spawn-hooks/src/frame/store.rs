@@ -6,7 +6,6 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::mem;
 
 use super::hook::StoredHook;
 use super::{catch, FramePtr, Payload, Registered, Shared};
@@ -52,18 +51,16 @@ pub(super) struct FrameExt {
     /// user code, except when a removal drops it (see `Removed`).
     current: Cell<Option<Mapping>>,
     /// Live hooks, oldest first (so ids increase along the vector). While
-    /// `run_hooks` calls them (`calling`), no slot moves and none is dropped:
+    /// `run_hooks` calls them (`pass`), no slot moves and none is dropped:
     /// a hook is called in place, where its slot stores it.
     pub(super) hooks: Vec<HookSlot>,
-    /// Whether `run_hooks` is calling the hooks: a pass is under way. A
-    /// cell, as `dirty` is: a pass starts and ends through a shared
-    /// reference, without the frame's borrow flag.
-    calling: Cell<bool>,
-    /// Hooks registered while `calling`: added after `hooks` when the pass
-    /// ends.
+    /// Whether `run_hooks` is calling the hooks (a pass is under way), and
+    /// whether the hooks changed during the pass (see [`Pass`]). A cell: a
+    /// pass starts and ends through a shared reference, without the frame's
+    /// borrow flag.
+    pass: Cell<u8>,
+    /// Hooks registered during a pass: added after `hooks` when it ends.
     added: Vec<HookSlot>,
-    /// Whether a slot was marked gone during the pass.
-    dirty: Cell<bool>,
     /// Whether `settle_pending` is finishing a deferred removal: user code
     /// that runs meanwhile sees the frame as it was when that removal's
     /// guard dropped, so the later removals wait (see `settle_waits`).
@@ -83,13 +80,66 @@ pub(super) struct Slot {
 pub(super) struct HookSlot {
     id: u64,
     pub(super) hook: StoredHook,
-    /// Whether `on_resume` (or registration) came last, rather than `on_yield`.
-    pub(super) entered: Cell<bool>,
-    /// It panicked, or its guard dropped, while the hooks were being called:
-    /// not called again, dropped when the pass ends.
-    pub(super) gone: Cell<bool>,
+    /// Whether it is entered, and whether it is gone.
+    pub(super) flags: SlotFlags,
     /// It panicked (it is then dropped as it is, not resumed first).
     pub(super) poisoned: Cell<bool>,
+}
+
+/// The values of `FrameExt::pass`: no pass, a pass calling the hooks, and
+/// the bit a change during the pass adds.
+struct Pass;
+
+impl Pass {
+    const IDLE: u8 = 0;
+    const CALLING: u8 = 1;
+    const CHANGED: u8 = 2;
+}
+
+/// A hook slot's state, in one cell so that a pass tells whether a hook is
+/// due with one comparison: whether `on_resume` (or registration) came last
+/// rather than `on_yield` (`ENTERED`), and whether it is gone (`GONE`: it
+/// panicked, or its guard dropped, while the hooks were being called; it is
+/// not called again, and dropped when the pass ends).
+pub(super) struct SlotFlags(Cell<u8>);
+
+impl SlotFlags {
+    const ENTERED: u8 = 1;
+    const GONE: u8 = 2;
+
+    fn new(entered: bool) -> SlotFlags {
+        SlotFlags(Cell::new(u8::from(entered)))
+    }
+
+    /// Whether the pass that yields (`yielding`), or else resumes, calls
+    /// this hook: one that is not gone and not already where the pass takes
+    /// it.
+    #[inline(always)]
+    pub(super) fn due(&self, yielding: bool) -> bool {
+        self.0.get() == u8::from(yielding)
+    }
+
+    /// Records the call of a pass: the hook, due, is entered if it was not,
+    /// and not if it was. (Only that bit flips: the callback may have marked
+    /// the hook gone meanwhile.)
+    #[inline(always)]
+    pub(super) fn called(&self) {
+        self.0.set(self.0.get() ^ Self::ENTERED);
+    }
+
+    pub(super) fn entered(&self) -> bool {
+        self.0.get() & Self::ENTERED != 0
+    }
+
+    pub(super) fn gone(&self) -> bool {
+        self.0.get() & Self::GONE != 0
+    }
+
+    /// Marks the hook gone; returns whether it was already.
+    pub(super) fn mark_gone(&self) -> bool {
+        let was = self.0.replace(self.0.get() | Self::GONE);
+        was & Self::GONE != 0
+    }
 }
 
 /// A frame's hooks, as a pass over them sees them (see `run_hooks`): where
@@ -212,9 +262,8 @@ impl Frame {
                 bindings: Vec::new(),
                 current: Cell::new(None),
                 hooks: Vec::new(),
-                calling: Cell::new(false),
+                pass: Cell::new(Pass::IDLE),
                 added: Vec::new(),
-                dirty: Cell::new(false),
                 settling: false,
             })
         })
@@ -264,12 +313,11 @@ impl Frame {
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
-            if ext.calling.get() {
+            if ext.calling() {
                 // Maybe being called: not called again, dropped when the
                 // pass ends.
-                let slot = &ext.hooks[i];
-                if !slot.gone.replace(true) {
-                    ext.dirty.set(true);
+                if !ext.hooks[i].flags.mark_gone() {
+                    ext.changed();
                 }
                 return Removed::Nothing;
             }
@@ -296,13 +344,13 @@ impl Frame {
     /// Whether a pass over the hooks is under way: they are not to be
     /// dropped meanwhile.
     pub(super) fn in_pass(&self) -> bool {
-        self.ext.as_deref().is_some_and(|e| e.calling.get())
+        self.ext.as_deref().is_some_and(|e| e.calling())
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
     pub(super) fn pop_item(&mut self) -> Option<Removed> {
         let ext = self.ext.as_deref_mut()?;
-        if ext.calling.get() {
+        if ext.calling() {
             // A hook being called: nothing is dropped under it.
             return None;
         }
@@ -327,7 +375,7 @@ impl Frame {
     pub(super) fn settle_waits(&self) -> bool {
         self.ext
             .as_deref()
-            .is_some_and(|e| e.settling || e.calling.get())
+            .is_some_and(|e| e.settling || e.calling())
     }
 
     pub(super) fn set_settling(&mut self, on: bool) {
@@ -432,7 +480,7 @@ impl HookSlot {
     fn into_removed(self) -> Removed {
         Removed::Hook {
             hook: self.hook,
-            entered: self.entered.get() || self.poisoned.get(),
+            entered: self.flags.entered() || self.poisoned.get(),
         }
     }
 }
@@ -502,12 +550,12 @@ impl FrameExt {
         let slot = HookSlot {
             id,
             hook,
-            entered: Cell::new(entered),
-            gone: Cell::new(false),
+            flags: SlotFlags::new(entered),
             poisoned: Cell::new(false),
         };
-        if self.calling.get() {
+        if self.calling() {
             self.added.push(slot);
+            self.changed();
         } else {
             self.hooks.push(slot);
         }
@@ -519,10 +567,10 @@ impl FrameExt {
     /// does not take the frame's borrow flag (see `run_hooks`).
     #[inline(always)]
     pub(super) fn start_pass(&self) -> Option<Slots> {
-        if self.hooks.is_empty() || self.calling.get() {
+        if self.hooks.is_empty() || self.calling() {
             return None;
         }
-        self.calling.set(true);
+        self.pass.set(Pass::CALLING);
         Some(Slots {
             first: self.hooks.as_ptr(),
             len: self.hooks.len(),
@@ -534,26 +582,28 @@ impl FrameExt {
     /// applies.
     #[inline(always)]
     pub(super) fn end_pass(&self) -> bool {
-        self.calling.set(false);
-        self.dirty.get() || !self.added.is_empty()
+        self.pass.replace(Pass::IDLE) != Pass::CALLING
     }
 
-    /// Notes that a slot was marked gone during the pass (its hook
-    /// panicked).
-    pub(super) fn set_dirty(&self) {
-        self.dirty.set(true);
+    /// Whether a pass is calling the hooks.
+    fn calling(&self) -> bool {
+        self.pass.get() != Pass::IDLE
+    }
+
+    /// Notes that the hooks changed during the pass: a slot was marked gone
+    /// (its guard dropped, or its hook panicked), or a hook registered.
+    pub(super) fn changed(&self) {
+        self.pass.set(self.pass.get() | Pass::CHANGED);
     }
 
     fn apply_pass(&mut self) -> (Vec<Removed>, bool) {
         let mut gone = Vec::new();
-        if mem::take(self.dirty.get_mut()) {
-            let mut i = 0;
-            while i < self.hooks.len() {
-                if self.hooks[i].gone.get() {
-                    gone.push(self.hooks.remove(i).into_removed());
-                } else {
-                    i += 1;
-                }
+        let mut i = 0;
+        while i < self.hooks.len() {
+            if self.hooks[i].flags.gone() {
+                gone.push(self.hooks.remove(i).into_removed());
+            } else {
+                i += 1;
             }
         }
         let added = !self.added.is_empty();
