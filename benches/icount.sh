@@ -21,8 +21,9 @@ unset ICOUNT_FEATURES
 source benches/icount-lib.sh
 
 declare -A per_op
-ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook
-     poll_tokio_yield_now poll_rtext_yield_now poll_rtext_hook_yield_now poll_task_local
+ops=(poll_tokio poll_rtext poll_rtext_binding poll_rtext_hook poll_tokio_body
+     poll_tokio_yield_now poll_rtext_yield_now poll_rtext_hook_yield_now
+     poll_tokio_body_yield_now poll_task_local
      poll_instrument_none poll_otel poll_dcontext bind_rtext bind_rtext_again
      bind_task_local get_task_local get_rtext get_rtext16
      get_otel get_dcontext capture_1 capture_256 capture_dcontext10 frame_create
@@ -58,6 +59,11 @@ check "poll, binding + hook / tokio" poll_rtext_hook poll_tokio 1.15
 # gives way to others awaits): the same costs over a floor about twice as high.
 check "poll, no binding / tokio (yield_now)" poll_rtext_yield_now poll_tokio_yield_now 1.05
 check "poll, binding + hook / tokio (yield_now)" poll_rtext_hook_yield_now poll_tokio_yield_now 1.15
+# A task that binds or holds a hook awaits inside an async block of its own,
+# one more state machine per poll (about 30 instructions) that the bare task
+# above does not have: the peer with the same body has it too.
+check "poll, binding + hook / tokio, same body" poll_rtext_hook poll_tokio_body 1.15
+check "poll, binding + hook / tokio, same body (yield_now)" poll_rtext_hook_yield_now poll_tokio_body_yield_now 1.15
 check "get / task_local with" get_rtext get_task_local 1.25
 check "capture 256 / capture 1" capture_256 capture_1 1.05
 check "capture 256 / dcontext capture of 10 keys (<= 1/20)" capture_256 capture_dcontext10 0.05

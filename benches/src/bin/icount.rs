@@ -37,6 +37,15 @@ const OPS: &[(&str, &str)] = &[
     ),
     ("poll_rtext_hook", "one poll with a binding and a hook"),
     (
+        "poll_tokio_body",
+        "`poll_tokio` with the yields awaited in an async block of the task's own, as \
+         the rows that bind or hold a hook do (the peer with the same body)",
+    ),
+    (
+        "poll_tokio_body_yield_now",
+        "`poll_tokio_body` with tokio's `yield_now` as the yield",
+    ),
+    (
         "poll_tokio_yield_now",
         "`poll_tokio` with tokio's `yield_now` as the yield",
     ),
@@ -258,28 +267,16 @@ fn main() {
             .await
             .unwrap()
         }),
-        "poll_tokio_wrapped" => rt.block_on(async {
+        "poll_tokio_body" => rt.block_on(async {
             tokio::spawn(async move {
-                let b = black_box(Box::new(1u64));
                 yield_n(n).await;
-                drop(b);
             })
             .await
             .unwrap()
         }),
-        "poll_rtext_wrapped" => rt.block_on(async {
-            ctx::spawn(async move {
-                let b = black_box(Box::new(1u64));
-                yield_n(n).await;
-                drop(b);
-            })
-            .await
-            .unwrap()
-        }),
-        "poll_rtext_hookonly" => rt.block_on(async {
-            ctx::spawn(async move {
-                let _hook = ctx::enter(CountingHook::default());
-                yield_n(n).await;
+        "poll_tokio_body_yield_now" => rt.block_on(async {
+            tokio::spawn(async move {
+                yield_now_n(n).await;
             })
             .await
             .unwrap()
