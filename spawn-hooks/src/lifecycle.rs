@@ -120,7 +120,7 @@ pub fn enter<H: Lifecycle>(hook: H) -> HookGuard {
 /// drop(guard);
 /// ```
 pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
-    match frame::add_hook(frame::StoredHook::new(hook)) {
+    match frame::add_hook(hook) {
         Ok(registered) => Ok(HookGuard {
             _registration: Registration::new(registered),
         }),

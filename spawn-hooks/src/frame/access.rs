@@ -7,8 +7,9 @@ use std::cell::{RefCell, RefMut};
 use super::current::{current_framed, thread_token, with_current};
 use super::removals::{mark, settle, settle_pending};
 use super::store::FrameExt;
-use super::{rethrow, Frame, FramePtr, Registered, StoredHook};
+use super::{rethrow, Frame, FramePtr, Registered};
 use crate::error::BindError;
+use crate::lifecycle::Lifecycle;
 use crate::mapping::{Mapping, Value};
 use crate::sync::Ordering;
 use crate::value::Stored;
@@ -153,7 +154,7 @@ fn bind_slow(name: &'static str, var: u64, value: Stored) -> Result<Registered, 
 /// Registers a hook in the current frame; on refusal the hook is handed back
 /// (for its owner to drop, the frame no longer borrowed).
 #[inline]
-pub(crate) fn add_hook(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)> {
+pub(crate) fn add_hook<H: Lifecycle>(hook: H) -> Result<Registered, (BindError, H)> {
     if let Some(mut ext) = registrable() {
         return Ok(ext.add_hook(hook));
     }
@@ -162,7 +163,7 @@ pub(crate) fn add_hook(hook: StoredHook) -> Result<Registered, (BindError, Store
 
 #[cold]
 #[inline(never)]
-fn add_hook_slow(hook: StoredHook) -> Result<Registered, (BindError, StoredHook)> {
+fn add_hook_slow<H: Lifecycle>(hook: H) -> Result<Registered, (BindError, H)> {
     let mut hook = Some(hook);
     let registered = register("a lifecycle hook", |frame, home| {
         frame.add_hook(home, hook.take().expect("registered once"))

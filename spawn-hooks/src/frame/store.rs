@@ -131,6 +131,10 @@ impl SlotFlags {
         self.0.get() & Self::ENTERED != 0
     }
 
+    fn get(&self) -> u8 {
+        self.0.get()
+    }
+
     pub(super) fn gone(&self) -> bool {
         self.0.get() & Self::GONE != 0
     }
@@ -273,7 +277,7 @@ impl Frame {
         self.ext_mut(home).bind(var, value)
     }
 
-    pub(super) fn add_hook(&mut self, home: FramePtr, hook: StoredHook) -> Registered {
+    pub(super) fn add_hook<H: Lifecycle>(&mut self, home: FramePtr, hook: H) -> Registered {
         self.ext_mut(home).add_hook(hook)
     }
 
@@ -281,7 +285,13 @@ impl Frame {
     /// frame's next resume (its first entry) and dropped when the frame
     /// ends. For a frame that does not move (its `home`).
     pub(crate) fn add_suspended_hook<H: Lifecycle>(&mut self, home: FramePtr, hook: H) {
-        self.ext_mut(home).push_hook(StoredHook::new(hook), false);
+        self.ext_mut(home).push_hook(hook, false);
+    }
+
+    /// Takes out the newest hook, which [`FrameExt::newest_hook_is`] named.
+    pub(super) fn pop_hook(&mut self) -> StoredHook {
+        let slot = self.ext.as_deref_mut().and_then(|e| e.hooks.pop());
+        slot.expect("the newest hook was checked").hook
     }
 
     /// Removes the binding or hook `id`, by identity.
@@ -496,6 +506,16 @@ impl FrameExt {
         (self.shared.clone(), id)
     }
 
+    /// Whether hook `id` is the newest, entered, and no pass is calling the
+    /// hooks: then its removal takes it out with [`Frame::pop_hook`], and
+    /// it is dropped as it is, with nothing to resume first.
+    #[inline]
+    pub(super) fn newest_hook_is(&self, id: u64) -> bool {
+        self.hooks.last().is_some_and(|last| {
+            last.id == id && last.flags.get() == SlotFlags::ENTERED && !self.calling()
+        })
+    }
+
     /// Removes the newest binding if it is `id` and dropping it runs no user
     /// code (a small value without drop glue that no snapshot took: the
     /// common `set` + drop); else leaves it to [`Frame::remove`].
@@ -538,27 +558,30 @@ impl FrameExt {
 
     /// Registers `hook`, entered, with a guard.
     #[inline]
-    pub(super) fn add_hook(&mut self, hook: StoredHook) -> Registered {
+    pub(super) fn add_hook<H: Lifecycle>(&mut self, hook: H) -> Registered {
         let id = self.push_hook(hook, true);
         (self.shared.clone(), id)
     }
 
     /// Registers `hook`, `entered` or suspended; during a pass it waits
-    /// aside, so that no slot moves while a hook is called in place.
-    fn push_hook(&mut self, hook: StoredHook, entered: bool) -> u64 {
+    /// aside, so that no slot moves while a hook is called in place. The
+    /// slot is built where it goes: `H` is moved once, into it.
+    #[inline]
+    fn push_hook<H: Lifecycle>(&mut self, hook: H, entered: bool) -> u64 {
         let id = self.new_id();
-        let slot = HookSlot {
+        let calling = self.calling();
+        let slots = if calling {
+            self.changed();
+            &mut self.added
+        } else {
+            &mut self.hooks
+        };
+        slots.push(HookSlot {
             id,
-            hook,
+            hook: StoredHook::new(hook),
             flags: SlotFlags::new(entered),
             poisoned: Cell::new(false),
-        };
-        if self.calling() {
-            self.added.push(slot);
-            self.changed();
-        } else {
-            self.hooks.push(slot);
-        }
+        });
         id
     }
 
