@@ -232,6 +232,69 @@ fn a_future_and_its_hook_both_panicking_in_drop_after_ready_do_not_abort() {
     );
 }
 
+// ===== a hook's guard dropped in its frame, the hook panicking in drop =====
+
+#[test]
+fn a_hook_panicking_in_drop_panics_out_of_its_guards_drop() {
+    let log = Log::default();
+    let l = log.clone();
+    let mut f = Box::pin(
+        async move {
+            let _v = V.set(7);
+            let guard = enter(Hook::new(&l).panicking_on_drop());
+            yield_once().await;
+            // Dropped in its frame: removed at once, and its panic goes on
+            // from here.
+            drop(guard);
+            unreachable!("the guard's drop panics");
+        }
+        .frame(),
+    );
+    assert!(poll_once(f.as_mut()).is_pending());
+    let err = catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).unwrap_err();
+    assert_eq!(err.downcast_ref::<&str>(), Some(&"hook: drop"));
+    // Yielded, resumed, then dropped once, entered, in its frame.
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["yield v=Some(7)", "resume v=Some(7)", "drop v=Some(7)"]
+    );
+    drop(f);
+    assert_eq!(log.lock().unwrap().len(), 3, "the hook was dropped twice");
+    assert!(Snapshot::capture().is_empty());
+}
+
+#[test]
+fn a_hook_guard_dropped_while_its_future_unwinds_with_a_panicking_hook_does_not_abort() {
+    in_child(
+        "a_hook_guard_dropped_while_its_future_unwinds_with_a_panicking_hook_does_not_abort",
+        || {
+            let log = Log::default();
+            let l = log.clone();
+            let mut f = Box::pin(
+                async move {
+                    let _v = V.set(8);
+                    let _guard = enter(Hook::new(&l).panicking_on_drop());
+                    yield_once().await;
+                    panic!("body");
+                }
+                .frame(),
+            );
+            assert!(poll_once(f.as_mut()).is_pending());
+            // The body's panic unwinds through the guard, which drops the
+            // hook in its frame; the hook's panic is discarded, not a second
+            // panic during unwinding.
+            let err = catch_unwind(AssertUnwindSafe(|| poll_once(f.as_mut()))).unwrap_err();
+            assert_eq!(err.downcast_ref::<&str>(), Some(&"body"));
+            assert_eq!(
+                *log.lock().unwrap(),
+                ["yield v=Some(8)", "resume v=Some(8)", "drop v=Some(8)"]
+            );
+            drop(f);
+            assert!(Snapshot::capture().is_empty());
+        },
+    );
+}
+
 // ===== inherited hooks (a spawn's child hook) =====
 
 /// Gives each child a [`Hook`] that panics on resume (and on drop, if told).
