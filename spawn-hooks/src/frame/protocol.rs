@@ -299,9 +299,8 @@ fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
 /// to a hook stays valid through its call, whatever the callback does.
 ///
 /// The pass starts and ends without the frame's borrow flag (its flags are
-/// cells); what is rare (a panic, hooks changed by a callback) is out of
-/// line, and only that takes the borrow. A poll with one hook, both phases:
-/// 665.6 -> 616.6 instructions (benches/icount.sh, `poll_rtext_hook`).
+/// cells; see `with_ext`); what is rare (a panic, hooks changed by a
+/// callback) is out of line, and only that takes the borrow.
 #[inline(always)]
 fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
     // The hooks that are due: entered ones yield, the others resume.
@@ -353,8 +352,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
 #[inline(never)]
 fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload, panic: &mut Option<Payload>) {
     panic.get_or_insert(p);
-    slot.flags.mark_gone();
-    slot.poisoned.set(true);
+    slot.flags.mark_poisoned();
     with_ext(cell, FrameExt::changed);
 }
 

@@ -80,10 +80,8 @@ pub(super) struct Slot {
 pub(super) struct HookSlot {
     id: u64,
     pub(super) hook: StoredHook,
-    /// Whether it is entered, and whether it is gone.
+    /// Whether it is entered, whether it is gone, whether it panicked.
     pub(super) flags: SlotFlags,
-    /// It panicked (it is then dropped as it is, not resumed first).
-    pub(super) poisoned: Cell<bool>,
 }
 
 /// The values of `FrameExt::pass`: no pass, a pass calling the hooks, and
@@ -98,14 +96,17 @@ impl Pass {
 
 /// A hook slot's state, in one cell so that a pass tells whether a hook is
 /// due with one comparison: whether `on_resume` (or registration) came last
-/// rather than `on_yield` (`ENTERED`), and whether it is gone (`GONE`: it
+/// rather than `on_yield` (`ENTERED`), whether it is gone (`GONE`: it
 /// panicked, or its guard dropped, while the hooks were being called; it is
-/// not called again, and dropped when the pass ends).
+/// not called again, and dropped when the pass ends), and whether it
+/// panicked (`POISONED`, with `GONE`: it is then dropped as it is, not
+/// resumed first).
 pub(super) struct SlotFlags(Cell<u8>);
 
 impl SlotFlags {
     const ENTERED: u8 = 1;
     const GONE: u8 = 2;
+    const POISONED: u8 = 4;
 
     fn new(entered: bool) -> SlotFlags {
         SlotFlags(Cell::new(u8::from(entered)))
@@ -127,10 +128,6 @@ impl SlotFlags {
         self.0.set(self.0.get() ^ Self::ENTERED);
     }
 
-    pub(super) fn entered(&self) -> bool {
-        self.0.get() & Self::ENTERED != 0
-    }
-
     fn get(&self) -> u8 {
         self.0.get()
     }
@@ -144,11 +141,21 @@ impl SlotFlags {
         let was = self.0.replace(self.0.get() | Self::GONE);
         was & Self::GONE != 0
     }
+
+    /// Marks the hook gone because it panicked.
+    pub(super) fn mark_poisoned(&self) {
+        self.0.set(self.0.get() | Self::GONE | Self::POISONED);
+    }
+
+    /// Whether it is to be dropped as it is: entered, or it panicked.
+    fn drops_as_it_is(&self) -> bool {
+        self.0.get() & (Self::ENTERED | Self::POISONED) != 0
+    }
 }
 
 /// A frame's hooks, as a pass over them sees them (see `run_hooks`): where
 /// the slots are and how many. For the length of the pass (from
-/// [`Frame::start_pass`] to [`Frame::end_pass`]) the hook list is not
+/// [`FrameExt::start_pass`] to [`FrameExt::end_pass`]) the hook list is not
 /// changed in place: removals only mark their slot gone, registrations wait
 /// aside, teardown waits, and the frame is not dropped (it is entered).
 pub(super) struct Slots {
@@ -490,7 +497,7 @@ impl HookSlot {
     fn into_removed(self) -> Removed {
         Removed::Hook {
             hook: self.hook,
-            entered: self.flags.entered() || self.poisoned.get(),
+            entered: self.flags.drops_as_it_is(),
         }
     }
 }
@@ -580,7 +587,6 @@ impl FrameExt {
             id,
             hook: StoredHook::new(hook),
             flags: SlotFlags::new(entered),
-            poisoned: Cell::new(false),
         });
         id
     }
