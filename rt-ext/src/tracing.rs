@@ -197,8 +197,18 @@ impl<F: Future> Instrument for F {}
 /// The span is entered now, exited whenever the frame suspends (on the thread
 /// that polled it, before `poll` returns, also when the poll unwinds), entered
 /// again when the frame is polled again (on whatever thread), and exited when
-/// the guard drops. It is entered and exited through its own dispatcher, and
-/// the guard keeps it alive.
+/// the guard drops. It is entered and exited through its own dispatcher.
+///
+/// The guard borrows the span, as [`Span::enter`]'s does: keep the span in a
+/// variable (`let span = info_span!(..); let _g = enter(&span);`), or give it
+/// away with [`entered`] (or [`SpanExt::entered_ctx`]) where it has no other
+/// use. Borrowing costs the subscriber nothing; a guard that owned a handle
+/// of its own would cost a clone and a close of the span (about 240
+/// instructions under tracing-subscriber's `Registry`, more than the whole
+/// of `Span::enter`). Only where the guard's drop cannot exit the span at
+/// once (it is dropped on another thread, or while its frame is suspended)
+/// does the guard hand a clone of the span to its frame, which exits and
+/// releases it at its next resume or end.
 ///
 /// Under instrumentation, use this module's [`Instrument`] and
 /// `#[rt_ext::instrument]` rather than tracing's: inside a future
@@ -231,8 +241,17 @@ impl<F: Future> Instrument for F {}
 ///     assert!(Span::current().is_none());
 /// });
 /// ```
+///
+/// The span must outlive the guard:
+///
+/// ```compile_fail,E0716
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// let guard = rt_ext::tracing::enter(&tracing::info_span!("gone")); // use `entered`
+/// drop(guard);
+/// ```
 #[track_caller]
-pub fn enter(span: &Span) -> SpanGuard {
+pub fn enter(span: &Span) -> SpanGuard<'_> {
     match try_enter(span) {
         Ok(guard) => guard,
         Err(e) => panic!("rt-ext: {e}"),
@@ -254,24 +273,70 @@ pub fn enter(span: &Span) -> SpanGuard {
 /// drop(guard);
 /// ```
 #[track_caller]
-pub fn try_enter(span: &Span) -> Result<SpanGuard, BindError> {
-    let parent = current_span_id(span);
-    let span = span.clone();
+pub fn try_enter(span: &Span) -> Result<SpanGuard<'_>, BindError> {
+    hook_for(span).map(|hook| SpanGuard {
+        hook: Some(hook),
+        span,
+    })
+}
+
+/// [`enter`] for a span given away: the guard owns it, as tracing's
+/// [`Span::entered`] does, and the span closes (if no other handle keeps it)
+/// after the guard has exited it for the last time.
+///
+/// # Panics
+///
+/// Panics where [`enter`] does.
+///
+/// # Examples
+///
+/// ```
+/// use rt_ext as ctx;
+///
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// ctx::Builder::new_current_thread().build().unwrap().block_on(async {
+///     let _request = ctx::tracing::entered(tracing::info_span!("request"));
+///     tokio::task::yield_now().await;
+///     tracing::info!("under `request`");
+/// });
+/// ```
+#[track_caller]
+pub fn entered(span: Span) -> OwnedSpanGuard {
+    match hook_for(&span) {
+        Ok(hook) => OwnedSpanGuard {
+            hook: Some(hook),
+            span,
+        },
+        Err(e) => panic!("rt-ext: {e}"),
+    }
+}
+
+/// Enters `span` and registers the hook that keeps it entered while the
+/// current frame runs. The hook refers to the span by id: the guard keeps
+/// the span alive.
+#[track_caller]
+#[inline]
+fn hook_for(span: &Span) -> Result<HookGuard, BindError> {
+    let target = span.with_subscriber(|(id, dispatch)| (id.clone(), dispatch.clone()));
+    let parent = target.as_ref().and_then(current_span_id);
     // Entered before the hook is built, so that it is built once, in place
     // (nothing between here and there can unwind).
-    span.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    if let Some((id, dispatch)) = &target {
+        dispatch.enter(id);
+    }
     let hook = SpanHook {
-        span,
+        target,
         entered: true,
         parent,
         checked: false,
         taken_at: Location::caller(),
     };
     // On refusal the hook is dropped, which exits the span again.
-    crate::try_enter(hook).map(|hook| SpanGuard { _hook: hook })
+    crate::try_enter(hook)
 }
 
-/// [`enter`] as a method of [`Span`].
+/// [`enter`] and [`entered`] as methods of [`Span`].
 ///
 /// # Examples
 ///
@@ -308,13 +373,39 @@ pub trait SpanExt: sealed::Sealed {
     /// drop(guard);
     /// ```
     #[track_caller]
-    fn enter_ctx(&self) -> SpanGuard;
+    fn enter_ctx(&self) -> SpanGuard<'_>;
+
+    /// Enters the span in the current frame until the guard, which owns it,
+    /// drops; see [`entered`].
+    ///
+    /// # Panics
+    ///
+    /// Panics where [`enter`] does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use rt_ext::tracing::SpanExt as _;
+    ///
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let guard = tracing::info_span!("startup").entered_ctx();
+    /// assert_eq!(tracing::Span::current().id(), guard.span().id());
+    /// drop(guard);
+    /// ```
+    #[track_caller]
+    fn entered_ctx(self) -> OwnedSpanGuard;
 }
 
 impl SpanExt for Span {
     #[track_caller]
-    fn enter_ctx(&self) -> SpanGuard {
+    fn enter_ctx(&self) -> SpanGuard<'_> {
         enter(self)
+    }
+
+    #[track_caller]
+    fn entered_ctx(self) -> OwnedSpanGuard {
+        entered(self)
     }
 }
 
@@ -325,7 +416,56 @@ mod sealed {
 
 /// The guard of a span entered with [`enter`]: while it lives, the span is
 /// entered whenever its frame runs. Dropping it exits the span (if its frame
-/// is suspended, when the frame next runs or is dropped).
+/// is suspended, or runs on another thread, when the frame next runs or is
+/// dropped).
+///
+/// It borrows the span, like tracing's [`Entered`](::tracing::span::Entered).
+/// `Send`, so a future holding one across an `.await` stays `Send`.
+///
+/// Forgetting the guard (`mem::forget`) leaves the span entered whenever the
+/// frame runs, until the frame ends, as forgetting tracing's guard leaves
+/// its span entered on the thread: if the span closes meanwhile, its id may
+/// be entered after it closed.
+///
+/// # Examples
+///
+/// ```
+/// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+/// # let _default = tracing::dispatcher::set_default(&dispatch);
+/// let span = tracing::info_span!("batch");
+/// let guard: rt_ext::tracing::SpanGuard<'_> = rt_ext::tracing::enter(&span);
+/// println!("{guard:?}");
+/// ```
+#[must_use = "the span is exited as soon as this guard is dropped"]
+pub struct SpanGuard<'a> {
+    /// `None` only once dropped.
+    hook: Option<HookGuard>,
+    span: &'a Span,
+}
+
+impl fmt::Debug for SpanGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanGuard")
+            .field("span", self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SpanGuard<'_> {
+    fn drop(&mut self) {
+        let span = self.span;
+        if let Some(hook) = self.hook.take() {
+            // Where the hook outlives this borrow, the frame gets a handle
+            // of its own.
+            hook.release_keeping(|| span.clone());
+        }
+    }
+}
+
+/// The guard of a span entered with [`entered`], which owns the span: while
+/// it lives, the span is entered whenever its frame runs. Dropping it exits
+/// the span (if its frame is suspended, or runs on another thread, when the
+/// frame next runs or is dropped), then releases it.
 ///
 /// `Send`, so a future holding one across an `.await` stays `Send`.
 ///
@@ -334,33 +474,61 @@ mod sealed {
 /// ```
 /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
 /// # let _default = tracing::dispatcher::set_default(&dispatch);
-/// let span = tracing::info_span!("batch");
-/// let guard: rt_ext::tracing::SpanGuard = rt_ext::tracing::enter(&span);
-/// println!("{guard:?}");
+/// let guard = rt_ext::tracing::entered(tracing::info_span!("batch"));
+/// assert_eq!(guard.span().metadata().map(|m| m.name()), Some("batch"));
 /// ```
 #[must_use = "the span is exited as soon as this guard is dropped"]
-pub struct SpanGuard {
-    _hook: HookGuard,
+pub struct OwnedSpanGuard {
+    /// `None` only once dropped.
+    hook: Option<HookGuard>,
+    span: Span,
 }
 
-impl fmt::Debug for SpanGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SpanGuard").finish_non_exhaustive()
+impl OwnedSpanGuard {
+    /// The span this guard keeps entered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dispatch = tracing::Dispatch::new(tracing_subscriber::registry());
+    /// # let _default = tracing::dispatcher::set_default(&dispatch);
+    /// let span = tracing::info_span!("batch");
+    /// let id = span.id();
+    /// let guard = rt_ext::tracing::entered(span);
+    /// assert_eq!(guard.span().id(), id);
+    /// ```
+    pub fn span(&self) -> &Span {
+        &self.span
     }
 }
 
-/// The hook behind [`SpanGuard`]. `entered` makes enter and exit pair up
-/// whatever the order of calls, so the span is never left entered on a
-/// thread and never exited twice.
+impl fmt::Debug for OwnedSpanGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedSpanGuard")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for OwnedSpanGuard {
+    fn drop(&mut self) {
+        let span = std::mem::replace(&mut self.span, Span::none());
+        if let Some(hook) = self.hook.take() {
+            // Released after the hook: now, or by the frame when the hook
+            // outlives this guard.
+            hook.release_keeping(move || span);
+        }
+    }
+}
+
+/// The hook behind [`SpanGuard`] and [`OwnedSpanGuard`]. `entered` makes
+/// enter and exit pair up whatever the order of calls, so the span is never
+/// left entered on a thread and never exited twice.
 struct SpanHook {
-    /// A clone, so the span lives at least as long as it may be entered:
-    /// the guard has no lifetime, the caller's handle may go at once
-    /// (`enter(&info_span!(..))`), and tracing-subscriber's `Registry` does
-    /// not hold an entered span open, so without it an exit, or the enter of
-    /// a deferred removal, could name a closed (or reused) id. It costs the
-    /// registry a `clone_span` and a `try_close` per guard (about 270
-    /// instructions).
-    span: Span,
+    /// The span's id and dispatcher (`None` for a disabled span). Not a
+    /// `Span`: the guard keeps the span alive, for as long as the hook may
+    /// enter it (see `HookGuard::release_keeping`).
+    target: Option<(::tracing::Id, ::tracing::Dispatch)>,
     entered: bool,
     /// The span that was current when the guard was taken: on resume it
     /// must be current again before this span is re-entered, or the nesting
@@ -376,16 +544,18 @@ impl SpanHook {
     fn enter(&mut self) {
         if !self.entered {
             self.entered = true;
-            self.span
-                .with_subscriber(|(id, dispatch)| dispatch.enter(id));
+            if let Some((id, dispatch)) = &self.target {
+                dispatch.enter(id);
+            }
         }
     }
 
     fn exit(&mut self) {
         if self.entered {
             self.entered = false;
-            self.span
-                .with_subscriber(|(id, dispatch)| dispatch.exit(id));
+            if let Some((id, dispatch)) = &self.target {
+                dispatch.exit(id);
+            }
         }
     }
 }
@@ -403,15 +573,14 @@ impl Lifecycle for SpanHook {
     }
 }
 
-/// The id of the current span of `span`'s own dispatcher, the one that
+/// The id of the current span of the span's own dispatcher, the one that
 /// enters and exits it, and so the one whose stack of entered spans the
 /// nesting is about. Asking it directly skips the lookup of the default
 /// dispatcher (about 40 instructions), and a disabled span (no dispatcher
 /// wants it) needs no lookup at all: entering it does nothing, so it cannot
 /// nest wrong.
-fn current_span_id(span: &Span) -> Option<::tracing::Id> {
-    span.with_subscriber(|(_, d)| d.current_span().id().cloned())
-        .flatten()
+fn current_span_id((_, dispatch): &(::tracing::Id, ::tracing::Dispatch)) -> Option<::tracing::Id> {
+    dispatch.current_span().id().cloned()
 }
 
 /// Warns, once per call site of [`enter`], when a span guard resumes while
@@ -430,7 +599,7 @@ fn current_span_id(span: &Span) -> Option<::tracing::Id> {
 #[inline(never)]
 fn check_nesting(hook: &mut SpanHook) {
     hook.checked = true;
-    if current_span_id(&hook.span) != hook.parent {
+    if hook.target.as_ref().and_then(current_span_id) != hook.parent {
         nesting_broken(hook);
     }
 }

@@ -1,8 +1,9 @@
-//! A span guard keeps its span open: with the span's handle dropped as soon
-//! as the guard is taken, the guard still enters and exits a live span on
-//! every resume and suspension, also when the guard is dropped on another
-//! thread while its task is suspended (its hook is then resumed once more
-//! before it goes), and the span closes with the guard.
+//! A span guard's hook only ever enters and exits a live span: an owned
+//! guard keeps its span open until its hook is gone, also when the guard is
+//! dropped on another thread while its task is suspended (its hook is then
+//! resumed once more before it goes); a borrowing guard dropped away from
+//! its frame hands the frame a clone of the span, which the frame releases
+//! after the hook.
 #![cfg(feature = "tracing")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,16 +57,21 @@ where
     }
 }
 
-#[test]
-fn a_guard_keeps_its_span_open_after_the_handle_is_dropped() {
+fn strict() -> (Strict, tracing::Dispatch) {
     let strict = Strict::default();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(strict.clone()));
+    (strict, dispatch)
+}
+
+#[test]
+fn an_owned_guard_keeps_its_span_open_until_its_hook_is_gone() {
+    let (strict, dispatch) = strict();
     tracing::dispatcher::with_default(&dispatch, || {
         let rt = ctx::Builder::new_current_thread().build().unwrap();
         rt.block_on(async {
             ctx::spawn(async {
-                // The span's only handle is a temporary, dropped here.
-                let guard = ctx::tracing::enter(&info_span!("kept"));
+                // The span's only handle is the guard's.
+                let guard = ctx::tracing::entered(info_span!("kept"));
                 yield_now().await;
                 info!("after an await");
                 // Dropped on another thread while the task is suspended (or
@@ -92,4 +98,71 @@ fn a_guard_keeps_its_span_open_after_the_handle_is_dropped() {
         ]
     );
     assert_eq!(strict.closed.load(Ordering::SeqCst), 1);
+}
+
+/// A borrowing guard dropped on another thread while its task runs here:
+/// its hook stays until the task suspends and resumes, and the span's only
+/// handle is dropped meanwhile. The guard hands the frame a clone, so the
+/// hook exits a live span on the suspension, enters and exits it again when
+/// it goes on the resume, and only then does the span close.
+#[test]
+fn a_borrowing_guard_dropped_elsewhere_hands_its_frame_the_span() {
+    let (strict, dispatch) = strict();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        let closed = strict.closed.clone();
+        rt.block_on(async {
+            ctx::spawn(async move {
+                let span = info_span!("kept");
+                let guard = ctx::tracing::enter(&span);
+                std::thread::scope(|s| {
+                    s.spawn(move || drop(guard));
+                });
+                info!("guard dropped elsewhere");
+                drop(span);
+                assert_eq!(
+                    closed.load(Ordering::SeqCst),
+                    0,
+                    "the frame's clone keeps it"
+                );
+                yield_now().await;
+                info!("after the removal");
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let events = strict.events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        [
+            // Still entered: the removal waits for the frame's next resume.
+            ("guard dropped elsewhere".to_string(), Some("kept")),
+            ("after the removal".to_string(), None),
+        ]
+    );
+    assert_eq!(strict.closed.load(Ordering::SeqCst), 1);
+}
+
+/// A borrowing guard dropped in its frame, the common case, hands nothing
+/// over: the span closes as soon as its handle drops.
+#[test]
+fn a_borrowing_guard_dropped_in_its_frame_keeps_nothing() {
+    let (strict, dispatch) = strict();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        let closed = strict.closed.clone();
+        rt.block_on(async {
+            ctx::spawn(async move {
+                let span = info_span!("kept");
+                let guard = ctx::tracing::enter(&span);
+                yield_now().await;
+                drop(guard);
+                drop(span);
+                assert_eq!(closed.load(Ordering::SeqCst), 1);
+            })
+            .await
+            .unwrap();
+        });
+    });
 }

@@ -174,7 +174,9 @@ fn guard_dropped_elsewhere_exits_with_its_task() {
         rt.block_on(async {
             let span = info_span!("task", id = 1);
             let guard = ctx::tracing::enter(&span);
-            std::thread::spawn(move || drop(guard)).join().unwrap();
+            std::thread::scope(|s| {
+                s.spawn(move || drop(guard));
+            });
             yield_now().await;
             info!("outside");
         });

@@ -164,3 +164,57 @@ pub struct HookGuard {
     /// Held for its `Drop`, which removes the registration.
     _registration: Registration,
 }
+
+impl HookGuard {
+    /// Drops the guard, deregistering the hook as `drop` does, for a hook
+    /// that refers to something its guard's owner keeps alive only as long
+    /// as the guard (a value the guard borrows, named by an id or a handle
+    /// the hook holds). Where the hook's drop has to wait (the guard is
+    /// dropped away from its frame, so the hook goes at the frame's next
+    /// resume or end, or by a hook of the frame while the hooks are being
+    /// called, so it goes when they have been), `keep` is called now and
+    /// what it returns (an owned handle of what the hook refers to) is
+    /// dropped after the hook, on whatever thread drops the hook. Where the
+    /// hook is dropped before this returns (the common case), `keep` is not
+    /// called.
+    ///
+    /// # Examples
+    ///
+    /// A guard that borrows a name the hook refers to, and hands over a copy
+    /// only when the hook outlives it:
+    ///
+    /// ```
+    /// # use spawn_hooks as rt_ext;
+    /// use std::sync::Arc;
+    /// use rt_ext::{enter, HookGuard, Lifecycle};
+    ///
+    /// struct Announce(usize); // refers to a name it does not own
+    /// impl Lifecycle for Announce {
+    ///     fn on_yield(&mut self) {}
+    ///     fn on_resume(&mut self) {}
+    /// }
+    ///
+    /// struct NameGuard<'a> {
+    ///     name: &'a Arc<str>,
+    ///     hook: Option<HookGuard>,
+    /// }
+    ///
+    /// impl Drop for NameGuard<'_> {
+    ///     fn drop(&mut self) {
+    ///         let name = self.name;
+    ///         if let Some(hook) = self.hook.take() {
+    ///             hook.release_keeping(|| Arc::clone(name));
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let name: Arc<str> = Arc::from("job");
+    /// let guard = NameGuard { name: &name, hook: Some(enter(Announce(name.len()))) };
+    /// drop(guard); // dropped in its frame: nothing is cloned
+    /// assert_eq!(Arc::strong_count(&name), 1);
+    /// ```
+    pub fn release_keeping<K: Send + 'static>(self, keep: impl FnOnce() -> K) {
+        self._registration
+            .release_keeping(move || -> frame::Keep { Box::new(keep()) });
+    }
+}

@@ -68,7 +68,7 @@ pub(crate) use protocol::{
     has_registrations, install, resume, resume_current, run_in, uninstall, Entered, Leave,
 };
 pub(crate) use removals::{Registration, Shared};
-pub(crate) use store::Frame;
+pub(crate) use store::{Frame, Keep};
 
 /// What a panic of user code caught by the protocol carries.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;

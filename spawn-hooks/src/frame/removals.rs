@@ -7,7 +7,7 @@ use std::cell::{RefCell, RefMut};
 use std::fmt;
 
 use super::current::{current_framed, thread_token, with_current};
-use super::store::Removed;
+use super::store::{Keep, Removed};
 use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload, Registered};
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering};
 
@@ -37,7 +37,8 @@ pub(crate) struct Shared {
 struct SharedState {
     /// The frame has ended: removals are moot.
     closed: bool,
-    removals: Vec<u64>,
+    /// Ids, oldest first, each with what its guard handed over.
+    removals: Vec<(u64, Option<Keep>)>,
 }
 
 impl Shared {
@@ -55,21 +56,25 @@ impl Shared {
         }
     }
 
-    fn defer(&self, id: u64) {
+    /// Queues the removal of `id` for the frame's next resume or end, with
+    /// what its guard handed over. Returns that if the frame has ended (its
+    /// items are dropped): the caller drops it, outside the lock.
+    fn defer(&self, id: u64, keep: Option<Keep>) -> Option<Keep> {
         // Mutant: the flag is raised before the removal is queued.
         #[cfg(spawn_hooks_mutant = "pending_before_lock")]
         self.pending.store(true, Ordering::Release);
         let mut state = lock(&self.state);
         if state.closed {
-            return;
+            return keep;
         }
-        state.removals.push(id);
+        state.removals.push((id, keep));
         #[cfg(not(spawn_hooks_mutant = "pending_before_lock"))]
         self.pending.store(true, Ordering::Release);
+        None
     }
 
     /// Takes the oldest deferred removal; the flag is lowered with the last.
-    pub(super) fn take_one(&self) -> Option<u64> {
+    pub(super) fn take_one(&self) -> Option<(u64, Option<Keep>)> {
         let mut state = lock(&self.state);
         if state.removals.is_empty() {
             // Mutant: the flag is lowered after the lock is released (a
@@ -79,24 +84,29 @@ impl Shared {
             self.pending.store(false, Ordering::Release);
             return None;
         }
-        let id = state.removals.remove(0);
+        let removal = state.removals.remove(0);
         if state.removals.is_empty() {
             self.pending.store(false, Ordering::Release);
         }
-        Some(id)
+        Some(removal)
     }
 
     /// The ids of the deferred removals.
     pub(super) fn pending_ids(&self) -> Vec<u64> {
-        lock(&self.state).removals.clone()
+        lock(&self.state).removals.iter().map(|r| r.0).collect()
     }
 
+    /// Marks the frame ended. What guards handed over with the removals
+    /// still queued is dropped after the lock is released: it may run user
+    /// code, which may drop a guard of this frame.
     pub(super) fn close(&self) {
         let mut state = lock(&self.state);
         state.closed = true;
-        state.removals = Vec::new();
+        let removals = std::mem::take(&mut state.removals);
         self.pending.store(false, Ordering::Release);
         self.entered_on.store(0, Ordering::Relaxed);
+        drop(state);
+        drop(removals);
     }
 }
 
@@ -153,8 +163,11 @@ pub(super) fn settle_pending(cell: &RefCell<Frame>) -> Option<Payload> {
 /// on this thread (the current frame, or one further down the thread's stack
 /// of entered frames), otherwise at that frame's next resume or end (or the
 /// next time it is read or bound in).
+///
+/// `keep`, given for a hook, is called where the hook's drop has to wait (see
+/// `HookGuard::release_keeping`); what it returns is dropped after the hook.
 #[inline]
-fn release(shared: &Arc<Shared>, id: u64) {
+fn release<K: FnOnce() -> Keep>(shared: &Arc<Shared>, id: u64, keep: Option<K>) {
     // The common cases: an item of the current frame; inline, the newest
     // binding, dropped trivially.
     if let Some(cell) = current_framed() {
@@ -168,11 +181,15 @@ fn release(shared: &Arc<Shared>, id: u64) {
                         return drop_newest_hook(frame);
                     }
                 }
-                return remove_current(frame, id);
+                // During a pass a hook's drop waits for the pass's end: that
+                // is the slow path's, which takes what `keep` hands over.
+                if keep.is_none() || !frame.in_pass() {
+                    return remove_current(frame, id);
+                }
             }
         }
     }
-    release_slow(shared, id);
+    release_slow(shared, id, keep.map(|keep| keep()));
 }
 
 /// [`release`] of the newest hook of the current frame, borrowed as
@@ -199,23 +216,29 @@ fn remove_current(mut frame: RefMut<'_, Frame>, id: u64) {
 
 #[cold]
 #[inline(never)]
-fn release_slow(shared: &Arc<Shared>, id: u64) {
+fn release_slow(shared: &Arc<Shared>, id: u64, mut keep: Option<Keep>) {
     let removed = with_current(|cell| {
         let mut frame = cell.try_borrow_mut().ok()?;
-        frame.owns(shared).then(|| frame.remove(id))
+        frame
+            .owns(shared)
+            .then(|| frame.remove_keeping(id, keep.take()))
     })
     .flatten()
-    .or_else(|| remove_below(shared, id));
+    .or_else(|| remove_below(shared, id, &mut keep));
     match removed {
         Some(removed) => rethrow(removed.finish().err()),
-        None => shared.defer(id),
+        None => {
+            if let Some(keep) = shared.defer(id, keep) {
+                rethrow(catch(move || drop(keep)).err());
+            }
+        }
     }
 }
 
 /// [`release`] of an item whose frame is not the current one: removed at
 /// once if the frame is entered further down this thread's stack.
 #[cold]
-fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
+fn remove_below(shared: &Arc<Shared>, id: u64, keep: &mut Option<Keep>) -> Option<Removed> {
     if shared.entered_on.load(Ordering::Relaxed) != thread_token() {
         return None;
     }
@@ -227,7 +250,9 @@ fn remove_below(shared: &Arc<Shared>, id: u64) -> Option<Removed> {
     // frame is reached through its `RefCell`.
     let cell = unsafe { &*(shared.home as FramePtr) };
     let mut frame = cell.try_borrow_mut().ok()?;
-    frame.owns(shared).then(|| frame.remove(id))
+    frame
+        .owns(shared)
+        .then(|| frame.remove_keeping(id, keep.take()))
 }
 
 /// Tells the guards of `frame` (if it has any) that it is entered on this
@@ -267,10 +292,20 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Removes the registration, as its drop does, with `keep` for where the
+    /// hook's drop has to wait (see `HookGuard::release_keeping`).
+    pub(crate) fn release_keeping(mut self, keep: impl FnOnce() -> Keep) {
+        if let Some(frame) = self.frame.take() {
+            release(&frame, self.id, Some(keep));
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(frame) = self.frame.take() {
-            release(&frame, self.id);
+            release(&frame, self.id, None::<fn() -> Keep>);
         }
     }
 }

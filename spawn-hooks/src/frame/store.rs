@@ -61,6 +61,9 @@ pub(super) struct FrameExt {
     pass: Cell<u8>,
     /// Hooks registered during a pass: added after `hooks` when it ends.
     added: Vec<HookSlot>,
+    /// What the guards of hooks removed during a pass handed over: dropped
+    /// after those hooks, when the pass ends.
+    kept: Vec<Keep>,
     /// Whether `settle_pending` is finishing a deferred removal: user code
     /// that runs meanwhile sees the frame as it was when that removal's
     /// guard dropped, so the later removals wait (see `settle_waits`).
@@ -186,9 +189,16 @@ impl Slots {
     }
 }
 
+/// What a hook's guard hands over when the hook's drop has to wait (see
+/// `HookGuard::release_keeping`): dropped after the hook, outside the frame's
+/// borrow.
+pub(crate) type Keep = Box<dyn Send>;
+
 /// Something taken out of a frame, to be finished outside the borrow.
 pub(super) enum Removed {
     Nothing,
+    /// What a guard handed over for a hook that was already gone.
+    Kept(Keep),
     Binding {
         slot: Slot,
         /// The frame's current mapping as it was, if it was made: it may
@@ -201,6 +211,8 @@ pub(super) enum Removed {
     Hook {
         hook: StoredHook,
         entered: bool,
+        /// What the hook's guard handed over: dropped after the hook.
+        keep: Option<Keep>,
     },
 }
 
@@ -275,6 +287,7 @@ impl Frame {
                 hooks: Vec::new(),
                 pass: Cell::new(Pass::IDLE),
                 added: Vec::new(),
+                kept: Vec::new(),
                 settling: false,
             })
         })
@@ -303,8 +316,14 @@ impl Frame {
 
     /// Removes the binding or hook `id`, by identity.
     pub(super) fn remove(&mut self, id: u64) -> Removed {
+        self.remove_keeping(id, None)
+    }
+
+    /// [`remove`](Frame::remove), with what the hook's guard handed over to
+    /// be dropped after the hook (see `HookGuard::release_keeping`).
+    pub(super) fn remove_keeping(&mut self, id: u64, keep: Option<Keep>) -> Removed {
         let Some(ext) = self.ext.as_deref_mut() else {
-            return Removed::Nothing;
+            return keep.map_or(Removed::Nothing, Removed::Kept);
         };
         if let Some(i) = ext.bindings.iter().rposition(|b| b.id == id) {
             // Mutant: removal by depth (the newest binding), not identity.
@@ -332,18 +351,19 @@ impl Frame {
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
             if ext.calling() {
                 // Maybe being called: not called again, dropped when the
-                // pass ends.
+                // pass ends, and what its guard handed over after it.
                 if !ext.hooks[i].flags.mark_gone() {
                     ext.changed();
                 }
+                ext.kept.extend(keep);
                 return Removed::Nothing;
             }
-            return ext.hooks.remove(i).into_removed();
+            return ext.hooks.remove(i).into_removed(keep);
         }
         if let Some(i) = ext.added.iter().position(|h| h.id == id) {
-            return ext.added.remove(i).into_removed();
+            return ext.added.remove(i).into_removed(keep);
         }
-        Removed::Nothing
+        keep.map_or(Removed::Nothing, Removed::Kept)
     }
 
     /// The end of a pass ([`FrameExt::end_pass`]) that changed the hooks: a
@@ -372,7 +392,7 @@ impl Frame {
             return None;
         }
         if let Some(slot) = ext.added.pop().or_else(|| ext.hooks.pop()) {
-            return Some(slot.into_removed());
+            return Some(slot.into_removed(None));
         }
         let id = ext.bindings.last()?.id;
         Some(self.remove(id))
@@ -413,8 +433,8 @@ impl Frame {
     /// resumed and dropped) seeing the frame as it was when its guard
     /// dropped, later removals not yet applied.
     pub(super) fn take_one_pending(&mut self) -> Option<Removed> {
-        let id = self.ext.as_deref()?.shared.take_one()?;
-        Some(self.remove(id))
+        let (id, keep) = self.ext.as_deref()?.shared.take_one()?;
+        Some(self.remove_keeping(id, keep))
     }
 
     /// The value of `var`: its newest binding, else the starting mapping.
@@ -494,10 +514,11 @@ fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
 
 impl HookSlot {
     /// A hook that panicked is dropped as it is; others are dropped entered.
-    fn into_removed(self) -> Removed {
+    fn into_removed(self, keep: Option<Keep>) -> Removed {
         Removed::Hook {
             hook: self.hook,
             entered: self.flags.drops_as_it_is(),
+            keep,
         }
     }
 }
@@ -630,11 +651,12 @@ impl FrameExt {
         let mut i = 0;
         while i < self.hooks.len() {
             if self.hooks[i].flags.gone() {
-                gone.push(self.hooks.remove(i).into_removed());
+                gone.push(self.hooks.remove(i).into_removed(None));
             } else {
                 i += 1;
             }
         }
+        gone.extend(self.kept.drain(..).map(Removed::Kept));
         let added = !self.added.is_empty();
         self.hooks.append(&mut self.added);
         (gone, added)
@@ -694,6 +716,7 @@ impl Removed {
     pub(super) fn finish(self) -> Result<(), Payload> {
         match self {
             Removed::Nothing => Ok(()),
+            Removed::Kept(keep) => catch(move || drop(keep)),
             mut removed @ Removed::Binding { .. } => {
                 // A small value without drop glue, never shared (the common
                 // case) is not worth the catch.
@@ -702,7 +725,11 @@ impl Removed {
                 }
                 catch(move || drop(removed))
             }
-            Removed::Hook { mut hook, entered } => {
+            Removed::Hook {
+                mut hook,
+                entered,
+                keep,
+            } => {
                 // Mutant: a hook removed while suspended is dropped unresumed.
                 #[cfg(spawn_hooks_mutant = "drop_unresumed")]
                 let entered = entered || true;
@@ -712,7 +739,8 @@ impl Removed {
                     catch(|| hook.on_resume())
                 };
                 let dropped = catch(move || drop(hook));
-                resumed.and(dropped)
+                let released = keep.map_or(Ok(()), |keep| catch(move || drop(keep)));
+                resumed.and(dropped).and(released)
             }
         }
     }
