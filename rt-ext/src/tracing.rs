@@ -27,7 +27,8 @@
 //! tracing's, or write `body.frame().instrument(span)`. The spawn paths of
 //! rt-ext already nest this way. Where the nesting is broken, the guard's
 //! first resume notices, and a warning names the call site of [`enter`]
-//! (once per call site).
+//! (once per call site). Each call site's first guard on each thread is
+//! checked, then one in 64 (see [`enter`]).
 //!
 //! ```
 //! use rt_ext as ctx;
@@ -215,7 +216,12 @@ impl<F: Future> Instrument for F {}
 /// instrumented with [`tracing::Instrument`] or `#[tracing::instrument]`,
 /// the guard's span nests the wrong way after an await, and the guard's
 /// first resume warns (see the
-/// [module docs](self#with-instrument-and-instrument)).
+/// [module docs](self#with-instrument-and-instrument)). The check costs a
+/// lookup of the current span when the guard is taken (about 50
+/// instructions under `Registry`, a third of `Span::enter`), so it is made
+/// for the first guard taken at each call site on each thread, then for one
+/// in 64: a call site whose nesting is broken is reported on its first
+/// guard, or soon after where only some of its callers break it.
 ///
 /// # Panics
 ///
@@ -319,7 +325,13 @@ pub fn entered(span: Span) -> OwnedSpanGuard {
 #[inline]
 fn hook_for(span: &Span) -> Result<HookGuard, BindError> {
     let target = span.with_subscriber(|(id, dispatch)| (id.clone(), dispatch.clone()));
-    let parent = target.as_ref().and_then(current_span_id);
+    let taken_at = Location::caller();
+    let checked = target.is_none() || !check_this_one(taken_at);
+    let parent = if checked {
+        None
+    } else {
+        target.as_ref().and_then(current_span_id)
+    };
     // Entered before the hook is built, so that it is built once, in place
     // (nothing between here and there can unwind).
     if let Some((id, dispatch)) = &target {
@@ -329,8 +341,8 @@ fn hook_for(span: &Span) -> Result<HookGuard, BindError> {
         target,
         entered: true,
         parent,
-        checked: false,
-        taken_at: Location::caller(),
+        checked,
+        taken_at,
     };
     // On refusal the hook is dropped, which exits the span again.
     crate::try_enter(hook)
@@ -532,9 +544,10 @@ struct SpanHook {
     entered: bool,
     /// The span that was current when the guard was taken: on resume it
     /// must be current again before this span is re-entered, or the nesting
-    /// is broken (see [`check_nesting`]). Checked on the first resume only.
+    /// is broken (see [`check_nesting`]). Checked on the first resume only,
+    /// and only for the guards [`check_this_one`] picks.
     parent: Option<::tracing::Id>,
-    /// Whether the first resume has checked the nesting.
+    /// Whether the nesting is checked already, or not to be.
     checked: bool,
     /// Where the guard was taken, for the warning.
     taken_at: &'static Location<'static>,
@@ -583,6 +596,44 @@ fn current_span_id((_, dispatch): &(::tracing::Id, ::tracing::Dispatch)) -> Opti
     dispatch.current_span().id().cloned()
 }
 
+/// How many guards taken at one call site on one thread go unchecked after
+/// each that is checked (see [`check_this_one`]).
+const UNCHECKED_RUN: u8 = 63;
+
+thread_local! {
+    /// For a few call sites of [`enter`] (by a hash of the location's
+    /// address; one that collides evicts the other): the call site, and how
+    /// many of its next guards go unchecked.
+    static SAMPLED: [Cell<(usize, u8)>; 16] = const { [const { Cell::new((0, 0)) }; 16] };
+}
+
+/// Whether the guard taken at `at` checks its nesting: the first of its
+/// call site on this thread, then one in `UNCHECKED_RUN + 1`. Where the
+/// nesting of a call site is broken, it is broken for every guard of the
+/// callers that break it, so sampling finds it; checking every guard would
+/// cost its lookup of the current span (about 50 instructions, a third of
+/// `Span::enter` + drop under `Registry`) every time.
+#[inline]
+fn check_this_one(at: &'static Location<'static>) -> bool {
+    let key = std::ptr::from_ref(at) as usize;
+    let slot = (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) as usize;
+    SAMPLED
+        .try_with(|sampled| {
+            let entry = &sampled[slot];
+            match entry.get() {
+                (site, unchecked) if site == key && unchecked > 0 => {
+                    entry.set((site, unchecked - 1));
+                    false
+                }
+                _ => {
+                    entry.set((key, UNCHECKED_RUN));
+                    true
+                }
+            }
+        })
+        .unwrap_or(true)
+}
+
 /// Warns, once per call site of [`enter`], when a span guard resumes while
 /// the span that was current when it was taken is not current: a wrapper
 /// inside the guard's frame (tracing's `Instrument`, `#[instrument]`, a
@@ -592,9 +643,9 @@ fn current_span_id((_, dispatch): &(::tracing::Id, ::tracing::Dispatch)) -> Opti
 ///
 /// The nesting of a frame and the wrappers around and inside it does not
 /// change from one poll to the next, so the first resume tells: checking it
-/// costs a lookup of the current span (about 60 instructions under
+/// costs a lookup of the current span (about 50 instructions under
 /// tracing-subscriber's `Registry`, which reads the span's slot for its
-/// metadata), once per guard, on top of the one when it is taken.
+/// metadata), once per checked guard, on top of the one when it is taken.
 #[cold]
 #[inline(never)]
 fn check_nesting(hook: &mut SpanHook) {

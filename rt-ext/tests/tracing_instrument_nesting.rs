@@ -121,3 +121,49 @@ fn line_of_enter(name: &str) -> usize {
         "ctx::tracing::enter(&inner)",
     )
 }
+
+/// Takes a guard at one call site of its own, and logs after an await.
+async fn sampled(task: u64) {
+    let inner = info_span!("inner");
+    let _g = ctx::tracing::enter(&inner);
+    yield_now().await;
+    info!(task, "sampled");
+}
+
+/// A call site's nesting is checked on its first guard on a thread, then on
+/// one in 64: a call site that nested right at first, and then nests wrong
+/// for some callers, is still reported, within 64 of its guards.
+#[test]
+fn a_call_site_that_starts_to_nest_wrong_is_reported_within_64_guards() {
+    let (dispatch, records) = tracing_support::dispatch();
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            for task in 0..10 {
+                let span = info_span!("outer", task);
+                ctx::spawn(ctx::tracing::Instrument::instrument(sampled(task), span))
+                    .await
+                    .unwrap();
+            }
+            assert!(nesting_warnings(&records).is_empty());
+            for task in 10..74 {
+                let span = info_span!("outer", task);
+                ctx::spawn(tracing::Instrument::instrument(sampled(task), span))
+                    .await
+                    .unwrap();
+            }
+        });
+    });
+    let warned = nesting_warnings(&records);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    let expected = format!(
+        "tests/tracing_instrument_nesting.rs:{}",
+        line_in_fn(
+            include_str!("tracing_instrument_nesting.rs"),
+            "sampled",
+            "ctx::tracing::enter(&inner)",
+        )
+    );
+    let location = warned[0].field("location").unwrap();
+    assert!(location.contains(&expected), "{location} is not {expected}");
+}

@@ -119,6 +119,7 @@ pub fn enter<H: Lifecycle>(hook: H) -> HookGuard {
 /// let guard = try_enter(Noop).expect("a plain thread accepts hooks");
 /// drop(guard);
 /// ```
+#[inline]
 pub fn try_enter<H: Lifecycle>(hook: H) -> Result<HookGuard, BindError> {
     match frame::add_hook(hook) {
         Ok(registered) => Ok(HookGuard {

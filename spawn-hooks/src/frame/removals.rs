@@ -295,9 +295,11 @@ impl Registration {
 impl Registration {
     /// Removes the registration, as its drop does, with `keep` for where the
     /// hook's drop has to wait (see `HookGuard::release_keeping`).
-    pub(crate) fn release_keeping(mut self, keep: impl FnOnce() -> Keep) {
-        if let Some(frame) = self.frame.take() {
-            release(&frame, self.id, Some(keep));
+    pub(crate) fn release_keeping(self, keep: impl FnOnce() -> Keep) {
+        // Not dropped: this is its drop.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        if let Some(frame) = this.frame.take() {
+            release(&frame, this.id, Some(keep));
         }
     }
 }
