@@ -8,7 +8,7 @@ use std::mem;
 
 use super::current;
 use super::removals::{mark, settle, unmark};
-use super::store::{FrameExt, HookSlot};
+use super::store::{FrameExt, HookSlot, Slots};
 use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload};
 use crate::mapping::Mapping;
 use crate::sync::Ordering;
@@ -65,14 +65,47 @@ impl<'a> Entered<'a> {
         }
     }
 
-    /// Step 2, for a frame known to have work to do on the way in (see
-    /// [`has_registrations`]): applies deferred removals and runs
-    /// `on_resume`, inlined, for the poll that has hooks to call both ways:
-    /// it then shares the poll's saved registers. Returns the panic of user
-    /// code, if any.
+    /// Steps 1 and 2, for a frame known to have work to do on the way in
+    /// (see [`has_registrations`]): installs it, applies deferred removals
+    /// and runs `on_resume`, inlined, for the poll that has hooks to call
+    /// both ways: it then shares the poll's saved registers. The panic of
+    /// user code, if any, is put in `panic` (a tuple returned with the guard
+    /// was moved through the stack twice: 4 instructions a poll).
+    ///
+    /// The frame's extension is read once for the mark, the check for
+    /// deferred removals and the start of the pass, which run no user code.
     #[inline(always)]
-    pub(crate) fn resume_hooks(&self) -> Option<Payload> {
-        resume_hooks(self.home)
+    pub(crate) fn install_resuming(
+        home: &'a RefCell<Frame>,
+        panic: &mut Option<Payload>,
+    ) -> Entered<'a> {
+        // SAFETY: as in `has_registrations`; the reference is not used once
+        // user code runs (the first hook's call).
+        let ext = unsafe { &*home.as_ptr() }.ext.as_deref();
+        // Whether nothing is deferred, and the pass over the hooks, started.
+        let mut settled = (true, None);
+        if let Some(ext) = ext {
+            ext.shared
+                .entered_on
+                .store(current::thread_token(), Ordering::Relaxed);
+            // Mutant: a suspended frame is entered without resuming its hooks.
+            #[cfg(not(spawn_hooks_mutant = "no_resume"))]
+            if ext.shared.pending.load(Ordering::Acquire) {
+                settled.0 = false;
+            } else {
+                settled.1 = ext.start_pass();
+            }
+        }
+        let entered = Entered {
+            home,
+            prev: current::replace(home),
+            leave: Leave::Suspend,
+        };
+        match settled {
+            (true, first) => run_hooks_from(home, first, Phase::Resume, panic),
+            (false, _) => *panic = resume_hooks(home),
+        }
+        entered
     }
 
     /// [`leave`](Entered::leave), with the pass over the hooks on the way
@@ -221,7 +254,7 @@ fn uninstall_with(
                 return None;
             }
             if inline_hooks {
-                suspend_hooks(frame, prev)
+                suspend_hooks(frame, prev, ext)
             } else {
                 suspend_registered(frame, prev)
             }
@@ -246,12 +279,22 @@ fn restore(prev: FramePtr) {
 /// first, then the swap back.
 #[inline(never)]
 fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
-    suspend_hooks(frame, prev)
+    // SAFETY: as in `has_registrations` (the reference is not used once
+    // user code runs).
+    let ext = unsafe { &*frame.as_ptr() }.ext.as_deref();
+    match ext {
+        Some(ext) => suspend_hooks(frame, prev, ext),
+        None => {
+            restore(prev);
+            None
+        }
+    }
 }
 
-/// [`suspend_registered`], inlined where a frame with hooks is polled.
+/// [`suspend_registered`], inlined where a frame with hooks is polled; `ext`
+/// is the frame's extension, read by the caller, which starts the pass.
 #[inline(always)]
-fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
+fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr, ext: &FrameExt) -> Option<Payload> {
     let mut panic = None;
     // Mutant: `on_yield` is skipped when the poll unwinds.
     #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
@@ -259,7 +302,8 @@ fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     #[cfg(not(spawn_hooks_mutant = "no_yield_on_unwind"))]
     let skip = false;
     if !skip {
-        run_hooks(frame, Phase::Yield, &mut panic);
+        let first = ext.start_pass();
+        run_hooks_from(frame, first, Phase::Yield, &mut panic);
     }
     unmark(frame);
     restore(prev);
@@ -303,10 +347,24 @@ fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
 /// callback) is out of line, and only that takes the borrow.
 #[inline(always)]
 fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+    let first = with_ext(cell, FrameExt::start_pass).flatten();
+    run_hooks_from(cell, first, phase, panic);
+}
+
+/// [`run_hooks`], with the pass already started by the caller (`first`, as
+/// `FrameExt::start_pass` returned it).
+#[inline(always)]
+fn run_hooks_from(
+    cell: &RefCell<Frame>,
+    first: Option<Slots>,
+    phase: Phase,
+    panic: &mut Option<Payload>,
+) {
     // The hooks that are due: entered ones yield, the others resume.
     let yielding = phase == Phase::Yield;
+    let mut next = first;
     loop {
-        let Some(slots) = with_ext(cell, FrameExt::start_pass).flatten() else {
+        let Some(slots) = next.take() else {
             return;
         };
         let n = slots.len();
@@ -343,6 +401,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
         if !apply_pass(cell, panic) {
             return;
         }
+        next = with_ext(cell, FrameExt::start_pass).flatten();
     }
 }
 
