@@ -208,11 +208,14 @@ fn poll_entered<'a, F: Future>(
         *state = State::Done;
         entered.ending();
         future.set(None);
+        frame::rethrow(entered.leave());
+        return poll;
     }
+    // Suspending: known here, not read back from the guard.
     let left = if hooks {
-        entered.leave_hooks()
+        entered.suspend_hooks()
     } else {
-        entered.leave()
+        entered.suspend()
     };
     frame::rethrow(left);
     poll

@@ -108,12 +108,22 @@ impl<'a> Entered<'a> {
         entered
     }
 
-    /// [`leave`](Entered::leave), with the pass over the hooks on the way
-    /// out inlined (see [`resume_hooks`](Entered::resume_hooks)).
+    /// Step 4 (the frame was not [`ending`](Entered::ending)), with the pass
+    /// over the hooks on the way out inlined (see
+    /// [`install_resuming`](Entered::install_resuming)).
     #[inline(always)]
-    pub(crate) fn leave_hooks(self) -> Option<Payload> {
+    pub(crate) fn suspend_hooks(self) -> Option<Payload> {
         let this = mem::ManuallyDrop::new(self);
-        uninstall_with(this.home, this.prev, this.leave, true)
+        debug_assert_eq!(this.leave, Leave::Suspend);
+        uninstall_with(this.home, this.prev, Leave::Suspend, true)
+    }
+
+    /// Step 4 (the frame was not [`ending`](Entered::ending)), now.
+    #[inline(always)]
+    pub(crate) fn suspend(self) -> Option<Payload> {
+        let this = mem::ManuallyDrop::new(self);
+        debug_assert_eq!(this.leave, Leave::Suspend);
+        uninstall_with(this.home, this.prev, Leave::Suspend, false)
     }
 
     /// Step 2, whatever the frame has.
