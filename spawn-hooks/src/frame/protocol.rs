@@ -264,7 +264,7 @@ fn uninstall_with(
                 return None;
             }
             if inline_hooks {
-                suspend_hooks(frame, prev, ext)
+                suspend_hooks(frame, prev, start_yield(ext))
             } else {
                 suspend_registered(frame, prev)
             }
@@ -291,30 +291,33 @@ fn restore(prev: FramePtr) {
 fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     // SAFETY: as in `has_registrations` (the reference is not used once
     // user code runs).
-    let ext = unsafe { &*frame.as_ptr() }.ext.as_deref();
-    match ext {
-        Some(ext) => suspend_hooks(frame, prev, ext),
-        None => {
-            restore(prev);
-            None
-        }
-    }
+    let first = unsafe { &*frame.as_ptr() }
+        .ext
+        .as_deref()
+        .and_then(start_yield);
+    suspend_hooks(frame, prev, first)
 }
 
-/// [`suspend_registered`], inlined where a frame with hooks is polled; `ext`
-/// is the frame's extension, read by the caller, which starts the pass.
+/// Starts the pass of `on_yield` over the hooks of `ext`, the extension of
+/// the frame being left.
 #[inline(always)]
-fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr, ext: &FrameExt) -> Option<Payload> {
-    let mut panic = None;
+fn start_yield(ext: &FrameExt) -> Option<Slots> {
     // Mutant: `on_yield` is skipped when the poll unwinds.
     #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
-    let skip = std::thread::panicking();
-    #[cfg(not(spawn_hooks_mutant = "no_yield_on_unwind"))]
-    let skip = false;
-    if !skip {
-        let first = ext.start_pass();
-        run_hooks_from(frame, first, Phase::Yield, &mut panic);
+    if std::thread::panicking() {
+        return None;
     }
+    ext.start_pass()
+}
+
+/// [`suspend_registered`], inlined where a frame with hooks is polled, with
+/// the pass already started by the caller (`first`, from [`start_yield`]).
+/// (Not the extension itself: a reference passed in would be protected
+/// for the whole call, while the hooks' callbacks may change the frame.)
+#[inline(always)]
+fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr, first: Option<Slots>) -> Option<Payload> {
+    let mut panic = None;
+    run_hooks_from(frame, first, Phase::Yield, &mut panic);
     unmark(frame);
     restore(prev);
     panic
