@@ -72,9 +72,10 @@ async fn render(rows: u32) -> u32 {
 }
 
 /// Called from an instrumented fn: its guard nests inside `render` too.
+/// This guard owns its span (`entered`), as tracing's `span.entered()`
+/// does; `enter(&span)` borrows it, as `span.enter()` does.
 async fn stamp(chunk: u32) {
-    let span = info_span!("stamp");
-    let _stamp = ctx::tracing::enter(&span);
+    let _stamp = ctx::tracing::entered(info_span!("stamp"));
     tokio::task::yield_now().await;
     info!(chunk, "stamped");
 }
