@@ -186,7 +186,7 @@ impl<F: Future> Future for Framed<F> {
 /// from a destructor), a second panic would abort the process: the panic is
 /// discarded, and the poll goes on without the hook, which is gone. (The
 /// guard made here rather than by the caller is not copied from one stack
-/// slot to another: 9 instructions a poll with a hook.)
+/// slot to another: 4 instructions a poll with a hook.)
 #[inline(always)]
 fn poll_entered<'a, F: Future>(
     mut future: Pin<&mut Option<F>>,

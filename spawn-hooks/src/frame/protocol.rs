@@ -70,7 +70,7 @@ impl<'a> Entered<'a> {
     /// and runs `on_resume`, inlined, for the poll that has hooks to call
     /// both ways: it then shares the poll's saved registers. The panic of
     /// user code, if any, is put in `panic` (a tuple returned with the guard
-    /// was moved through the stack twice: 4 instructions a poll).
+    /// was moved through the stack twice: 5 instructions a poll).
     ///
     /// The frame's extension is read once for the mark, the check for
     /// deferred removals and the start of the pass, which run no user code.
