@@ -4,7 +4,7 @@
 
 use std::cell::{RefCell, RefMut};
 
-use super::current::{current_framed, thread_token, with_current};
+use super::current::{current_framed, with_current};
 use super::removals::{mark, settle, settle_pending};
 use super::store::FrameExt;
 use super::{rethrow, Frame, FramePtr, Registered};
@@ -128,10 +128,10 @@ fn current_mapping_slow() -> Mapping {
 fn registrable<'a>() -> Option<RefMut<'a, FrameExt>> {
     let frame = current_framed()?.try_borrow_mut().ok()?;
     RefMut::filter_map(frame, |frame| {
-        frame.ext.as_deref_mut().filter(|ext| {
-            !ext.shared.pending.load(Ordering::Acquire)
-                && ext.shared.entered_on.load(Ordering::Relaxed) == thread_token()
-        })
+        frame
+            .ext
+            .as_deref_mut()
+            .filter(|ext| !ext.shared.pending.load(Ordering::Acquire) && ext.shared.entered_here())
     })
     .ok()
 }

@@ -85,9 +85,7 @@ impl<'a> Entered<'a> {
         // Whether nothing is deferred, and the pass over the hooks, started.
         let mut settled = (true, None);
         if let Some(ext) = ext {
-            ext.shared
-                .entered_on
-                .store(current::thread_token(), Ordering::Relaxed);
+            ext.shared.mark_entered();
             // Mutant: a suspended frame is entered without resuming its hooks.
             #[cfg(not(spawn_hooks_mutant = "no_resume"))]
             if ext.shared.pending.load(Ordering::Acquire) {
@@ -259,7 +257,7 @@ fn uninstall_with(
             if ext.hooks.is_empty() && !ext.shared.pending.load(Ordering::Acquire) {
                 // Nothing to yield (no hooks, no deferred removals): unmark
                 // and swap.
-                ext.shared.entered_on.store(0, Ordering::Relaxed);
+                ext.shared.mark_left();
                 restore(prev);
                 return None;
             }

@@ -96,6 +96,24 @@ impl Shared {
         lock(&self.state).removals.iter().map(|r| r.0).collect()
     }
 
+    /// Says that the frame is entered on this thread (see `entered_on`).
+    #[inline(always)]
+    pub(super) fn mark_entered(&self) {
+        self.entered_on.store(thread_token(), Ordering::Relaxed);
+    }
+
+    /// Says that the frame is entered on no thread, as it is left.
+    #[inline(always)]
+    pub(super) fn mark_left(&self) {
+        self.entered_on.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the frame is entered on this thread (see `entered_on`).
+    #[inline(always)]
+    pub(super) fn entered_here(&self) -> bool {
+        self.entered_on.load(Ordering::Relaxed) == thread_token()
+    }
+
     /// Marks the frame ended. What guards handed over with the removals
     /// still queued is dropped after the lock is released: it may run user
     /// code, which may drop a guard of this frame.
@@ -104,7 +122,7 @@ impl Shared {
         state.closed = true;
         let removals = std::mem::take(&mut state.removals);
         self.pending.store(false, Ordering::Release);
-        self.entered_on.store(0, Ordering::Relaxed);
+        self.mark_left();
         drop(state);
         drop(removals);
     }
@@ -229,7 +247,7 @@ fn release_slow(shared: &Arc<Shared>, id: u64, mut keep: Option<Keep>) {
         Some(removed) => rethrow(removed.finish().err()),
         None => {
             if let Some(keep) = shared.defer(id, keep) {
-                rethrow(catch(move || drop(keep)).err());
+                rethrow(Removed::Kept(keep).finish().err());
             }
         }
     }
@@ -239,7 +257,7 @@ fn release_slow(shared: &Arc<Shared>, id: u64, mut keep: Option<Keep>) {
 /// once if the frame is entered further down this thread's stack.
 #[cold]
 fn remove_below(shared: &Arc<Shared>, id: u64, keep: &mut Option<Keep>) -> Option<Removed> {
-    if shared.entered_on.load(Ordering::Relaxed) != thread_token() {
+    if !shared.entered_here() {
         return None;
     }
     // SAFETY: this thread stored its own token in `entered_on`, and stores 0
@@ -261,9 +279,7 @@ fn remove_below(shared: &Arc<Shared>, id: u64, keep: &mut Option<Keep>) -> Optio
 pub(super) fn mark(frame: &RefCell<Frame>) {
     // SAFETY: as in `has_registrations`.
     if let Some(ext) = unsafe { &*frame.as_ptr() }.ext.as_deref() {
-        ext.shared
-            .entered_on
-            .store(thread_token(), Ordering::Relaxed);
+        ext.shared.mark_entered();
     }
 }
 
@@ -272,7 +288,7 @@ pub(super) fn mark(frame: &RefCell<Frame>) {
 pub(super) fn unmark(frame: &RefCell<Frame>) {
     // SAFETY: as in `has_registrations`.
     if let Some(ext) = unsafe { &*frame.as_ptr() }.ext.as_deref() {
-        ext.shared.entered_on.store(0, Ordering::Relaxed);
+        ext.shared.mark_left();
     }
 }
 

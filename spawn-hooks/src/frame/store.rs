@@ -739,7 +739,7 @@ impl Removed {
                     catch(|| hook.on_resume())
                 };
                 let dropped = catch(move || drop(hook));
-                let released = keep.map_or(Ok(()), |keep| catch(move || drop(keep)));
+                let released = keep.map_or(Ok(()), |keep| Removed::Kept(keep).finish());
                 resumed.and(dropped).and(released)
             }
         }
