@@ -57,37 +57,40 @@ where
     }
 }
 
-fn strict() -> (Strict, tracing::Dispatch) {
+/// Runs `body` as a `ctx::spawn`ed task of a current-thread runtime, under a
+/// registry with a `Strict` layer, whose count of closes `body` is given;
+/// returns the layer.
+fn in_a_task<Fut>(body: impl FnOnce(Arc<AtomicUsize>) -> Fut) -> Strict
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let strict = Strict::default();
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(strict.clone()));
-    (strict, dispatch)
+    tracing::dispatcher::with_default(&dispatch, || {
+        let rt = ctx::Builder::new_current_thread().build().unwrap();
+        let task = body(strict.closed.clone());
+        rt.block_on(async { ctx::spawn(task).await.unwrap() });
+    });
+    strict
 }
 
 #[test]
 fn an_owned_guard_keeps_its_span_open_until_its_hook_is_gone() {
-    let (strict, dispatch) = strict();
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = ctx::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
-            ctx::spawn(async {
-                // The span's only handle is the guard's.
-                let guard = ctx::tracing::entered(info_span!("kept"));
-                yield_now().await;
-                info!("after an await");
-                // Dropped on another thread while the task is suspended (or
-                // running here): its hook goes on the task's next resume.
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                std::thread::spawn(move || {
-                    drop(guard);
-                    tx.send(()).unwrap();
-                });
-                rx.await.unwrap();
-                yield_now().await;
-                info!("after the guard");
-            })
-            .await
-            .unwrap();
+    let strict = in_a_task(|_| async {
+        // The span's only handle is the guard's.
+        let guard = ctx::tracing::entered(info_span!("kept"));
+        yield_now().await;
+        info!("after an await");
+        // Dropped on another thread while the task is suspended (or running
+        // here): its hook goes on the task's next resume.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            tx.send(()).unwrap();
         });
+        rx.await.unwrap();
+        yield_now().await;
+        info!("after the guard");
     });
     let events = strict.events.lock().unwrap().clone();
     assert_eq!(
@@ -107,30 +110,21 @@ fn an_owned_guard_keeps_its_span_open_until_its_hook_is_gone() {
 /// it goes on the resume, and only then does the span close.
 #[test]
 fn a_borrowing_guard_dropped_elsewhere_hands_its_frame_the_span() {
-    let (strict, dispatch) = strict();
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = ctx::Builder::new_current_thread().build().unwrap();
-        let closed = strict.closed.clone();
-        rt.block_on(async {
-            ctx::spawn(async move {
-                let span = info_span!("kept");
-                let guard = ctx::tracing::enter(&span);
-                std::thread::scope(|s| {
-                    s.spawn(move || drop(guard));
-                });
-                info!("guard dropped elsewhere");
-                drop(span);
-                assert_eq!(
-                    closed.load(Ordering::SeqCst),
-                    0,
-                    "the frame's clone keeps it"
-                );
-                yield_now().await;
-                info!("after the removal");
-            })
-            .await
-            .unwrap();
+    let strict = in_a_task(|closed| async move {
+        let span = info_span!("kept");
+        let guard = ctx::tracing::enter(&span);
+        std::thread::scope(|s| {
+            s.spawn(move || drop(guard));
         });
+        info!("guard dropped elsewhere");
+        drop(span);
+        assert_eq!(
+            closed.load(Ordering::SeqCst),
+            0,
+            "the frame's clone keeps it"
+        );
+        yield_now().await;
+        info!("after the removal");
     });
     let events = strict.events.lock().unwrap().clone();
     assert_eq!(
@@ -148,21 +142,12 @@ fn a_borrowing_guard_dropped_elsewhere_hands_its_frame_the_span() {
 /// over: the span closes as soon as its handle drops.
 #[test]
 fn a_borrowing_guard_dropped_in_its_frame_keeps_nothing() {
-    let (strict, dispatch) = strict();
-    tracing::dispatcher::with_default(&dispatch, || {
-        let rt = ctx::Builder::new_current_thread().build().unwrap();
-        let closed = strict.closed.clone();
-        rt.block_on(async {
-            ctx::spawn(async move {
-                let span = info_span!("kept");
-                let guard = ctx::tracing::enter(&span);
-                yield_now().await;
-                drop(guard);
-                drop(span);
-                assert_eq!(closed.load(Ordering::SeqCst), 1);
-            })
-            .await
-            .unwrap();
-        });
+    in_a_task(|closed| async move {
+        let span = info_span!("kept");
+        let guard = ctx::tracing::enter(&span);
+        yield_now().await;
+        drop(guard);
+        drop(span);
+        assert_eq!(closed.load(Ordering::SeqCst), 1);
     });
 }
