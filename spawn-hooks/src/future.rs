@@ -168,36 +168,35 @@ impl<F: Future> Future for Framed<F> {
         }
         // The common poll: a suspended frame with nothing to resume.
         if !frame::has_registrations(this.frame) {
-            let enter = |_: &mut _| Entered::install(this.frame, Leave::Suspend);
-            return poll_entered(this.future, enter, this.state, cx, false);
+            return poll_entered(this.future, this.frame, this.state, cx, false);
         }
         poll_resuming(this.future, this.frame, this.state, cx)
     }
 }
 
-/// Step 3 and the way out: polls the inner future in its frame, just
-/// entered, and leaves it (steps 4 or 5), with the pass over the hooks
-/// inlined if `hooks` (a constant where this is inlined).
+/// Steps 1 to 5: enters `frame`, polls the inner future in it and leaves
+/// it, with the passes over the hooks inlined if `hooks` (a constant where
+/// this is inlined).
 ///
-/// `enter` enters the frame (steps 1 and 2), and puts the panic of a hook on
-/// the way in, if any, in its argument. That panic goes on from here, as if
-/// the future had panicked (unwinding drops `entered`: the frame is left,
-/// the other hooks yield); but when the thread is already unwinding (polled
+/// The panic of a hook on the way in, if any, goes on from here, as if the
+/// future had panicked (unwinding drops `entered`: the frame is left, the
+/// other hooks yield); but when the thread is already unwinding (polled
 /// from a destructor), a second panic would abort the process: the panic is
-/// discarded, and the poll goes on without the hook, which is gone. (The
-/// guard made here rather than by the caller is not copied from one stack
-/// slot to another: 4 instructions a poll with a hook.)
+/// discarded, and the poll goes on without the hook, which is gone.
 #[inline(always)]
-fn poll_entered<'a, F: Future>(
+fn poll_entered<F: Future>(
     mut future: Pin<&mut Option<F>>,
-    enter: impl FnOnce(&mut Option<frame::Payload>) -> Entered<'a>,
+    frame: &RefCell<Frame>,
     state: &mut State,
     cx: &mut Context<'_>,
     hooks: bool,
 ) -> Poll<F::Output> {
-    let mut resumed = None;
-    let mut entered = enter(&mut resumed);
-    frame::rethrow(resumed);
+    let mut entered = Entered::install(frame, Leave::Suspend);
+    if hooks {
+        let mut resumed = None;
+        entered.resume_inline(&mut resumed);
+        frame::rethrow(resumed);
+    }
     let Some(fut) = future.as_mut().as_pin_mut() else {
         unreachable!("a suspended frame has its future")
     };
@@ -236,8 +235,7 @@ fn poll_resuming<F: Future>(
     state: &mut State,
     cx: &mut Context<'_>,
 ) -> Poll<F::Output> {
-    let enter = |panic: &mut _| Entered::install_resuming(frame, panic);
-    poll_entered(future, enter, state, cx, true)
+    poll_entered(future, frame, state, cx, true)
 }
 
 /// Marks the frame suspended at its first poll; panics if it is done.

@@ -180,6 +180,48 @@ fn a_guard_dropped_on_another_thread_while_its_frame_runs_defers() {
     );
 }
 
+#[test]
+fn a_guard_dropped_on_its_frames_thread_while_the_frame_is_suspended_defers() {
+    // The task's frame was entered below a nested frame during its poll,
+    // then suspended: its guard, dropped on the same thread before the
+    // next poll, finds the frame suspended, not entered below, and defers.
+    // (Were the frame still marked entered here, the guard would remove
+    // the hook at once, in a frame it does not run in: between polls, or
+    // while another thread polls it.)
+    for nested in [false, true] {
+        let log = Log::default();
+        let l = log.clone();
+        let handoff: Arc<Mutex<Option<HookGuard>>> = Arc::default();
+        let h2 = handoff.clone();
+        let mut task = pin!(async move {
+            *h2.lock().unwrap() = Some(Rec::enter("h", &l));
+            if nested {
+                async { yield_once().await }.frame().await;
+            } else {
+                yield_once().await;
+            }
+            l.push("resumed");
+        }
+        .frame());
+        assert!(poll_once(task.as_mut()).is_pending());
+        let h = handoff.lock().unwrap().take().unwrap();
+        drop(h);
+        log.push("guard dropped");
+        assert!(poll_once(task.as_mut()).is_ready());
+        assert_eq!(
+            log.lines(),
+            [
+                "h:yield v=None",
+                "guard dropped",
+                "h:resume v=None",
+                "h:drop v=None",
+                "resumed"
+            ],
+            "nested: {nested}"
+        );
+    }
+}
+
 // ===== D4: deferred removals one at a time, in drop order =====
 
 #[test]

@@ -120,10 +120,12 @@ fn current_mapping_slow() -> Mapping {
 
 /// The current frame's extension, borrowed, when a registration can go
 /// straight into it: the common case of [`bind`] and [`add_hook`], inlined
-/// there. That is a frame that has registered before, entered (and marked
-/// so: see `register`) on this thread, with nothing deferred. A frame with
-/// an extension is neither a base frame (never current: `with_current`) nor
-/// an isolated one (which refuses, and is given no hooks).
+/// there. That is a frame that has registered before, with nothing
+/// deferred. A frame with an extension is neither a base frame (never
+/// current: `with_current`) nor an isolated one (which refuses, and is
+/// given no hooks). The current frame needs no mark for its guards: they
+/// find it as the current frame, and frames entered above it mark it (see
+/// `protocol::install`).
 #[inline(always)]
 fn registrable<'a>() -> Option<RefMut<'a, FrameExt>> {
     let frame = current_framed()?.try_borrow_mut().ok()?;
@@ -131,7 +133,7 @@ fn registrable<'a>() -> Option<RefMut<'a, FrameExt>> {
         frame
             .ext
             .as_deref_mut()
-            .filter(|ext| !ext.shared.pending.load(Ordering::Acquire) && ext.shared.entered_here())
+            .filter(|ext| !ext.shared.pending.load(Ordering::Acquire))
     })
     .ok()
 }
@@ -184,10 +186,15 @@ fn register<R>(
         if frame.refuses() {
             return Err(BindError::unframed(what));
         }
+        let base = frame.is_base();
         let registered = f(&mut frame, cell);
         drop(frame);
-        // The frame is entered on this thread: say so to its guards.
-        mark(cell);
+        // The thread's base frame is below every frame the thread enters:
+        // say so to its guards, for good (it is never left). Another frame
+        // is marked when a frame is entered above it.
+        if base {
+            mark(cell);
+        }
         Ok(registered)
     });
     done.unwrap_or_else(|| Err(BindError::destroyed(what)))

@@ -9,7 +9,7 @@ use std::mem;
 use super::current;
 use super::removals::{mark, settle, unmark};
 use super::store::{FrameExt, HookSlot, Slots};
-use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload};
+use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload, Shared};
 use crate::mapping::Mapping;
 use crate::sync::Ordering;
 
@@ -65,50 +65,36 @@ impl<'a> Entered<'a> {
         }
     }
 
-    /// Steps 1 and 2, for a frame known to have work to do on the way in
-    /// (see [`has_registrations`]): installs it, applies deferred removals
-    /// and runs `on_resume`, inlined, for the poll that has hooks to call
+    /// Step 2, inlined, for a frame known to have work to do on the way in
+    /// (see [`has_registrations`]), just installed: applies deferred
+    /// removals and runs `on_resume`, for the poll that has hooks to call
     /// both ways: it then shares the poll's saved registers. The panic of
     /// user code, if any, is put in `panic` (a tuple returned with the guard
-    /// was moved through the stack twice: 5 instructions a poll).
+    /// was moved through the stack twice: 5 instructions a poll; the guard
+    /// returned from a function that resumed too, once: 6).
     ///
-    /// The frame's extension is read once for the mark, the check for
-    /// deferred removals and the start of the pass, which run no user code.
+    /// The frame's extension is read once for the check for deferred
+    /// removals and the start of the pass, which run no user code.
     #[inline(always)]
-    pub(crate) fn install_resuming(
-        home: &'a RefCell<Frame>,
-        panic: &mut Option<Payload>,
-    ) -> Entered<'a> {
+    pub(crate) fn resume_inline(&self, panic: &mut Option<Payload>) {
+        let home = self.home;
         // SAFETY: as in `has_registrations`; the reference is not used once
         // user code runs (the first hook's call).
-        let ext = unsafe { &*home.as_ptr() }.ext.as_deref();
-        // Whether nothing is deferred, and the pass over the hooks, started.
-        let mut settled = (true, None);
-        if let Some(ext) = ext {
-            ext.shared.mark_entered();
+        match unsafe { &*home.as_ptr() }.ext.as_deref() {
             // Mutant: a suspended frame is entered without resuming its hooks.
-            #[cfg(not(spawn_hooks_mutant = "no_resume"))]
-            if ext.shared.pending.load(Ordering::Acquire) {
-                settled.0 = false;
-            } else {
-                settled.1 = ext.start_pass();
+            #[cfg(spawn_hooks_mutant = "no_resume")]
+            Some(_) => {}
+            Some(ext) if ext.shared.pending.load(Ordering::Acquire) => {
+                *panic = resume_hooks(home);
             }
+            Some(ext) => run_hooks_from(home, ext.start_pass(), Phase::Resume, panic),
+            None => {}
         }
-        let entered = Entered {
-            home,
-            prev: current::replace(home),
-            leave: Leave::Suspend,
-        };
-        match settled {
-            (true, first) => run_hooks_from(home, first, Phase::Resume, panic),
-            (false, _) => *panic = resume_hooks(home),
-        }
-        entered
     }
 
     /// Step 4 (the frame was not [`ending`](Entered::ending)), with the pass
     /// over the hooks on the way out inlined (see
-    /// [`install_resuming`](Entered::install_resuming)).
+    /// [`resume_inline`](Entered::resume_inline)).
     #[inline(always)]
     pub(crate) fn suspend_hooks(self) -> Option<Payload> {
         let this = mem::ManuallyDrop::new(self);
@@ -168,12 +154,26 @@ impl fmt::Debug for Entered<'_> {
 /// Returns the frame that was current, to give back to [`uninstall`]. When
 /// the frame is resumed, [`resume`] comes next.
 ///
+/// The frame that was current is now entered below it: its guards are told
+/// (see `Shared::entered_on`), so that one dropped up here removes its item
+/// at once. The current frame itself needs no mark: its guards find it as
+/// the current frame. A task polled straight from its executor, with only
+/// the thread's base frame below, so marks nothing: 5 instructions a poll
+/// of a frame with a hook, and 5 a registration, whose fast path no longer
+/// checks a mark (benches/icount.sh).
+///
 /// The caller keeps `frame` in place and alive until it has called
 /// [`uninstall`] on this thread (see `with_current`).
-#[inline]
+#[inline(always)]
 pub(crate) fn install(frame: &RefCell<Frame>) -> FramePtr {
-    mark(frame);
-    current::replace(frame)
+    let prev = current::replace(frame);
+    if !prev.is_null() {
+        // SAFETY: `prev` was the current frame: its owner keeps it alive
+        // and in place until it is current again and leaves (see
+        // `current_framed`), and it is used by this thread only.
+        mark(unsafe { &*prev });
+    }
+    prev
 }
 
 /// Step 2, on `frame`, just installed: applies deferred removals and runs
@@ -262,7 +262,7 @@ fn uninstall_with(
                 return None;
             }
             if inline_hooks {
-                suspend_hooks(frame, prev, start_yield(ext))
+                suspend_hooks(frame, prev, start_yield(ext), &ext.shared)
             } else {
                 suspend_registered(frame, prev)
             }
@@ -289,11 +289,13 @@ fn restore(prev: FramePtr) {
 fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
     // SAFETY: as in `has_registrations` (the reference is not used once
     // user code runs).
-    let first = unsafe { &*frame.as_ptr() }
-        .ext
-        .as_deref()
-        .and_then(start_yield);
-    suspend_hooks(frame, prev, first)
+    match unsafe { &*frame.as_ptr() }.ext.as_deref() {
+        Some(ext) => suspend_hooks(frame, prev, start_yield(ext), &ext.shared),
+        None => {
+            restore(prev);
+            None
+        }
+    }
 }
 
 /// Starts the pass of `on_yield` over the hooks of `ext`, the extension of
@@ -311,12 +313,21 @@ fn start_yield(ext: &FrameExt) -> Option<Slots> {
 /// [`suspend_registered`], inlined where a frame with hooks is polled, with
 /// the pass already started by the caller (`first`, from [`start_yield`]).
 /// (Not the extension itself: a reference passed in would be protected
-/// for the whole call, while the hooks' callbacks may change the frame.)
+/// for the whole call, while the hooks' callbacks may change the frame.
+/// Its shared part, `shared`, which nothing borrows mutably and the
+/// extension keeps alive, is unmarked through the reference: 4
+/// instructions a poll with a hook, against reading it from the frame
+/// again.)
 #[inline(always)]
-fn suspend_hooks(frame: &RefCell<Frame>, prev: FramePtr, first: Option<Slots>) -> Option<Payload> {
+fn suspend_hooks(
+    frame: &RefCell<Frame>,
+    prev: FramePtr,
+    first: Option<Slots>,
+    shared: &Shared,
+) -> Option<Payload> {
     let mut panic = None;
     run_hooks_from(frame, first, Phase::Yield, &mut panic);
-    unmark(frame);
+    shared.mark_left();
     restore(prev);
     panic
 }

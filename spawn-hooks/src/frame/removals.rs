@@ -19,12 +19,15 @@ pub(crate) struct Shared {
     /// resume and suspend of the frame.
     pub(super) pending: AtomicBool,
     /// The [`thread_token`] of the thread on whose stack of entered frames
-    /// the frame is, or 0. Only that thread stores its own token here, and
-    /// it stores 0 before it leaves the frame (or when the frame ends), so a
-    /// thread that reads its own token knows, exactly, that the frame is
-    /// entered below it: alive, in place at `home`, and used by no other
-    /// thread. A thread's base frame keeps its token until the thread's
-    /// context is destroyed.
+    /// the frame is, below the current one, or 0. A thread stores its own
+    /// token here when it enters a frame above this one (see
+    /// `protocol::install`), and stores 0 before it leaves this frame (or
+    /// when the frame ends), so a thread that reads its own token knows that
+    /// the frame is entered on it: alive, in place at `home`, and used by no
+    /// other thread. (While the frame is current, its guards find it as the
+    /// current frame; the mark then may or may not be there.) A thread's base
+    /// frame keeps its token, once something is registered in it, until the
+    /// thread's context is destroyed.
     pub(super) entered_on: AtomicUsize,
     /// The frame's address, fixed when its first binding or hook made this
     /// (the frame is current then, so in place until it ends; an ended frame
@@ -274,7 +277,7 @@ fn remove_below(shared: &Arc<Shared>, id: u64, keep: &mut Option<Keep>) -> Optio
 }
 
 /// Tells the guards of `frame` (if it has any) that it is entered on this
-/// thread. The caller unmarks it before leaving it.
+/// thread, below the current frame. It is unmarked before it is left.
 #[inline]
 pub(super) fn mark(frame: &RefCell<Frame>) {
     // SAFETY: as in `has_registrations`.

@@ -253,6 +253,11 @@ impl Frame {
         self.ext.as_deref().is_some_and(|e| !e.hooks.is_empty()) || self.has_pending()
     }
 
+    /// Whether this is a thread's base frame.
+    pub(super) fn is_base(&self) -> bool {
+        self.base
+    }
+
     /// Whether bindings and hooks made here would be shared by unrelated
     /// tasks, and so must be refused.
     pub(super) fn refuses(&self) -> bool {
