@@ -190,12 +190,13 @@ pub(super) fn settle_pending(cell: &RefCell<Frame>) -> Option<Payload> {
 #[inline]
 fn release<K: FnOnce() -> Keep>(shared: &Arc<Shared>, id: u64, keep: Option<K>) {
     // The common cases: an item of the current frame; inline, the newest
-    // binding, dropped trivially.
+    // binding, dropped trivially, or the newest hook. (A `keep` comes only
+    // with a hook: the check for a binding is then left out, a constant.)
     if let Some(cell) = current_framed() {
         if let Ok(mut frame) = cell.try_borrow_mut() {
             if frame.owns(shared) {
                 if let Some(ext) = frame.ext.as_deref_mut() {
-                    if ext.pop_trivial(id) {
+                    if keep.is_none() && ext.pop_trivial(id) {
                         return;
                     }
                     if ext.newest_hook_is(id) {
