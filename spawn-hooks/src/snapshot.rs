@@ -86,6 +86,7 @@ impl Snapshot {
     /// .join()
     /// .unwrap();
     /// ```
+    #[inline]
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         frame::run_in(self.mapping.clone(), f)
     }

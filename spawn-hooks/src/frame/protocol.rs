@@ -481,7 +481,10 @@ fn teardown(cell: &RefCell<Frame>, panic: &mut Option<Payload>) {
 }
 
 /// Runs `f` in a new frame that starts from `mapping` and ends when `f`
-/// returns or unwinds.
+/// returns or unwinds. Inlined, with `Snapshot::run`, where a request is
+/// served in a frame: out of line since `install` checks the frame below,
+/// `serve_frame` costs 283 instructions, against 264 (benches/icount.sh).
+#[inline]
 pub(crate) fn run_in<R>(mapping: Mapping, f: impl FnOnce() -> R) -> R {
     let home = RefCell::new(Frame::with_mapping(mapping));
     let entered = Entered::install(&home, Leave::End);
