@@ -71,7 +71,7 @@ impl<'a> Entered<'a> {
     /// both ways: it then shares the poll's saved registers. The panic of
     /// user code, if any, is put in `panic` (a tuple returned with the guard
     /// was moved through the stack twice: 5 instructions a poll; the guard
-    /// returned from a function that resumed too, once: 6).
+    /// returned from a function that resumed too, once: 4).
     ///
     /// The frame's extension is read once for the check for deferred
     /// removals and the start of the pass, which run no user code.
@@ -158,9 +158,9 @@ impl fmt::Debug for Entered<'_> {
 /// (see `Shared::entered_on`), so that one dropped up here removes its item
 /// at once. The current frame itself needs no mark: its guards find it as
 /// the current frame. A task polled straight from its executor, with only
-/// the thread's base frame below, so marks nothing: 5 instructions a poll
-/// of a frame with a hook, and 5 a registration, whose fast path no longer
-/// checks a mark (benches/icount.sh).
+/// the thread's base frame below, so marks nothing: 2 instructions a poll
+/// of a frame with a hook, and 8 a binding's `set` and drop, whose fast
+/// path no longer checks a mark (benches/icount.sh).
 ///
 /// The caller keeps `frame` in place and alive until it has called
 /// [`uninstall`] on this thread (see `with_current`).
@@ -315,9 +315,9 @@ fn start_yield(ext: &FrameExt) -> Option<Slots> {
 /// (Not the extension itself: a reference passed in would be protected
 /// for the whole call, while the hooks' callbacks may change the frame.
 /// Its shared part, `shared`, which nothing borrows mutably and the
-/// extension keeps alive, is unmarked through the reference: 4
-/// instructions a poll with a hook, against reading it from the frame
-/// again.)
+/// extension keeps alive, is unmarked through the reference, rather than
+/// read from the frame again: 4 instructions a poll with a span guard, 1
+/// with a hook that does nothing.)
 #[inline(always)]
 fn suspend_hooks(
     frame: &RefCell<Frame>,
