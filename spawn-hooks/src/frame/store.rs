@@ -518,6 +518,16 @@ fn apply(start: &Mapping, bindings: &[Slot], gone: &[u64]) -> Mapping {
 }
 
 impl HookSlot {
+    /// The slot of hook `id`, `entered` or suspended.
+    #[inline(always)]
+    fn new<H: Lifecycle>(id: u64, hook: H, entered: bool) -> HookSlot {
+        HookSlot {
+            id,
+            hook: StoredHook::new(hook),
+            flags: SlotFlags::new(entered),
+        }
+    }
+
     /// A hook that panicked is dropped as it is; others are dropped entered.
     fn into_removed(self, keep: Option<Keep>) -> Removed {
         Removed::Hook {
@@ -598,22 +608,27 @@ impl FrameExt {
 
     /// Registers `hook`, `entered` or suspended; during a pass it waits
     /// aside, so that no slot moves while a hook is called in place. The
-    /// slot is built where it goes: `H` is moved once, into it.
+    /// slot is built where it goes: `H` is moved once, into it. The rare
+    /// registration during a pass is out of line: in the same function, the
+    /// hook was copied on its way to either list before the branch (7
+    /// instructions a span guard, benches/icount.sh `span_guard_enter`).
     #[inline]
     fn push_hook<H: Lifecycle>(&mut self, hook: H, entered: bool) -> u64 {
+        if self.calling() {
+            return self.push_added(hook, entered);
+        }
         let id = self.new_id();
-        let calling = self.calling();
-        let slots = if calling {
-            self.changed();
-            &mut self.added
-        } else {
-            &mut self.hooks
-        };
-        slots.push(HookSlot {
-            id,
-            hook: StoredHook::new(hook),
-            flags: SlotFlags::new(entered),
-        });
+        self.hooks.push(HookSlot::new(id, hook, entered));
+        id
+    }
+
+    /// [`push_hook`](Self::push_hook) during a pass: the hook waits aside.
+    #[cold]
+    #[inline(never)]
+    fn push_added<H: Lifecycle>(&mut self, hook: H, entered: bool) -> u64 {
+        let id = self.new_id();
+        self.changed();
+        self.added.push(HookSlot::new(id, hook, entered));
         id
     }
 
