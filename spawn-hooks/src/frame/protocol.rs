@@ -264,7 +264,7 @@ fn uninstall_with(
             if inline_hooks {
                 suspend_hooks(frame, prev, start_yield(ext), &ext.shared)
             } else {
-                suspend_registered(frame, prev)
+                suspend_registered(frame, prev, &ext.shared)
             }
         }
         Some(_) => end_registered(frame, prev),
@@ -283,19 +283,12 @@ fn restore(prev: FramePtr) {
     current::set(prev);
 }
 
-/// Step 4 of a frame with hooks (or deferred removals): `on_yield`, newest
-/// first, then the swap back.
+/// Step 4 of a frame with hooks (or deferred removals), out of line:
+/// `on_yield`, newest first, then the swap back; see [`suspend_hooks`].
 #[inline(never)]
-fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
-    // SAFETY: as in `has_registrations` (the reference is not used once
-    // user code runs).
-    match unsafe { &*frame.as_ptr() }.ext.as_deref() {
-        Some(ext) => suspend_hooks(frame, prev, start_yield(ext), &ext.shared),
-        None => {
-            restore(prev);
-            None
-        }
-    }
+fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr, shared: &Shared) -> Option<Payload> {
+    let first = with_ext(frame, start_yield).flatten();
+    suspend_hooks(frame, prev, first, shared)
 }
 
 /// Starts the pass of `on_yield` over the hooks of `ext`, the extension of
