@@ -193,9 +193,7 @@ fn poll_entered<F: Future>(
 ) -> Poll<F::Output> {
     let mut entered = Entered::install(frame, Leave::Suspend);
     if hooks {
-        let mut resumed = None;
-        entered.resume_inline(&mut resumed);
-        frame::rethrow(resumed);
+        frame::rethrow(entered.resume_inline());
     }
     let Some(fut) = future.as_mut().as_pin_mut() else {
         unreachable!("a suspended frame has its future")

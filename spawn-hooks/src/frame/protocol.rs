@@ -68,27 +68,26 @@ impl<'a> Entered<'a> {
     /// Step 2, inlined, for a frame known to have work to do on the way in
     /// (see [`has_registrations`]), just installed: applies deferred
     /// removals and runs `on_resume`, for the poll that has hooks to call
-    /// both ways: it then shares the poll's saved registers. The panic of
-    /// user code, if any, is put in `panic` (a tuple returned with the guard
-    /// was moved through the stack twice: 5 instructions a poll; the guard
-    /// returned from a function that resumed too, once: 4).
+    /// both ways: it then shares the poll's saved registers. Returns the
+    /// panic of user code, if any, which the common pass knows to be none
+    /// (see `run_hooks_from`). The guard is built by the caller, where it
+    /// stays: returned from a function that resumed too, it was moved once
+    /// more (4 instructions a poll).
     ///
     /// The frame's extension is read once for the check for deferred
     /// removals and the start of the pass, which run no user code.
     #[inline(always)]
-    pub(crate) fn resume_inline(&self, panic: &mut Option<Payload>) {
+    pub(crate) fn resume_inline(&self) -> Option<Payload> {
         let home = self.home;
         // SAFETY: as in `has_registrations`; the reference is not used once
         // user code runs (the first hook's call).
         match unsafe { &*home.as_ptr() }.ext.as_deref() {
             // Mutant: a suspended frame is entered without resuming its hooks.
             #[cfg(spawn_hooks_mutant = "no_resume")]
-            Some(_) => {}
-            Some(ext) if ext.shared.pending.load(Ordering::Acquire) => {
-                *panic = resume_hooks(home);
-            }
-            Some(ext) => run_hooks_from(home, ext.start_pass(), Phase::Resume, panic),
-            None => {}
+            Some(_) => None,
+            Some(ext) if ext.shared.pending.load(Ordering::Acquire) => resume_hooks(home),
+            Some(ext) => run_hooks_from(home, ext.start_pass(), Phase::Resume),
+            None => None,
         }
     }
 
@@ -210,12 +209,12 @@ pub(crate) fn resume_current(cell: &RefCell<Frame>) -> Option<Payload> {
 #[inline(always)]
 fn resume_hooks(cell: &RefCell<Frame>) -> Option<Payload> {
     #[cfg(not(spawn_hooks_mutant = "no_settle_on_resume"))]
-    let mut panic = settle(cell);
+    let settled = settle(cell);
     // Mutant: deferred removals are not applied on resume.
     #[cfg(spawn_hooks_mutant = "no_settle_on_resume")]
-    let mut panic = None;
-    run_hooks(cell, Phase::Resume, &mut panic);
-    panic
+    let settled = None;
+    let resumed = run_hooks(cell, Phase::Resume);
+    settled.or(resumed)
 }
 
 /// Steps 4 and 5: leaves `frame`, the current frame (`on_yield`, or teardown
@@ -318,8 +317,7 @@ fn suspend_hooks(
     first: Option<Slots>,
     shared: &Shared,
 ) -> Option<Payload> {
-    let mut panic = None;
-    run_hooks_from(frame, first, Phase::Yield, &mut panic);
+    let panic = run_hooks_from(frame, first, Phase::Yield);
     shared.mark_left();
     restore(prev);
     panic
@@ -361,73 +359,104 @@ fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
 /// cells; see `with_ext`); what is rare (a panic, hooks changed by a
 /// callback) is out of line, and only that takes the borrow.
 #[inline(always)]
-fn run_hooks(cell: &RefCell<Frame>, phase: Phase, panic: &mut Option<Payload>) {
+fn run_hooks(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
     let first = with_ext(cell, FrameExt::start_pass).flatten();
-    run_hooks_from(cell, first, phase, panic);
+    run_hooks_from(cell, first, phase)
 }
 
 /// [`run_hooks`], with the pass already started by the caller (`first`, as
-/// `FrameExt::start_pass` returned it).
+/// `FrameExt::start_pass` returned it). Returns the panic of user code, if
+/// any: a hook's panic waits in the frame until the pass ends (see
+/// [`poison`]), so the common pass, which nothing changed, keeps no slot
+/// for one and returns none (a slot on the stack, filled and checked both
+/// ways, cost 11 instructions a poll with a hook, benches/icount.sh
+/// `poll_rtext_hook_yield_now`).
 #[inline(always)]
-fn run_hooks_from(
-    cell: &RefCell<Frame>,
-    first: Option<Slots>,
-    phase: Phase,
-    panic: &mut Option<Payload>,
-) {
+fn run_hooks_from(cell: &RefCell<Frame>, first: Option<Slots>, phase: Phase) -> Option<Payload> {
+    let slots = first?;
+    call_hooks(cell, slots, phase);
+    if !with_ext(cell, FrameExt::end_pass).unwrap_or(false) {
+        return None;
+    }
+    pass_changed(cell, phase)
+}
+
+/// Calls the hooks of a pass that are due for `phase` (see [`run_hooks`]).
+#[inline(always)]
+fn call_hooks(cell: &RefCell<Frame>, slots: Slots, phase: Phase) {
     // The hooks that are due: entered ones yield, the others resume.
     let yielding = phase == Phase::Yield;
-    let mut next = first;
+    let n = slots.len();
+    for k in 0..n {
+        // `on_resume` oldest first, `on_yield` newest first.
+        let i = if yielding { n - 1 - k } else { k };
+        // SAFETY: `i < n`, within the pass `slots` came from.
+        let slot = unsafe { slots.get(i) };
+        if !slot.flags.due(yielding) {
+            continue;
+        }
+        let hook = slot.hook.as_ptr();
+        // SAFETY: the hook of a slot of this pass, called in place, with
+        // the frame not borrowed: the slot neither moves nor drops its
+        // hook before the pass ends (see `Slots`), other code reaches
+        // slots only through shared references meanwhile (which claim
+        // nothing of a hook: it is in a cell), and nothing else calls the
+        // hook: only a pass does, and a second pass does not start while
+        // this one runs. Calling in place, rather than taking the hooks
+        // out and putting them back, saved 78 instructions a poll with
+        // one hook (benches/icount.sh, `poll_rtext_hook`), and walking
+        // the slots without a borrow per hook 58 more.
+        let called = catch(|| unsafe { hook.call(yielding) });
+        match called {
+            Ok(()) => slot.flags.called(),
+            Err(p) => poison(cell, slot, p),
+        }
+    }
+}
+
+/// The end of a pass that changed the hooks (a hook panicked, or one was
+/// removed or registered by a callback): applies the changes, then, while
+/// callbacks keep registering hooks, passes over those. Returns the first
+/// panic of user code, if any.
+#[cold]
+#[inline(never)]
+fn pass_changed(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
+    let mut panic = None;
     loop {
-        let Some(slots) = next.take() else {
-            return;
-        };
-        let n = slots.len();
-        for k in 0..n {
-            // `on_resume` oldest first, `on_yield` newest first.
-            let i = if yielding { n - 1 - k } else { k };
-            // SAFETY: `i < n`, within the pass `slots` came from.
-            let slot = unsafe { slots.get(i) };
-            if !slot.flags.due(yielding) {
-                continue;
-            }
-            let hook = slot.hook.as_ptr();
-            // SAFETY: the hook of a slot of this pass, called in place, with
-            // the frame not borrowed: the slot neither moves nor drops its
-            // hook before the pass ends (see `Slots`), other code reaches
-            // slots only through shared references meanwhile (which claim
-            // nothing of a hook: it is in a cell), and nothing else calls the
-            // hook: only a pass does, and a second pass does not start while
-            // this one runs. Calling in place, rather than taking the hooks
-            // out and putting them back, saved 78 instructions a poll with
-            // one hook (benches/icount.sh, `poll_rtext_hook`), and walking
-            // the slots without a borrow per hook 58 more.
-            let called = catch(|| unsafe { hook.call(yielding) });
-            match called {
-                Ok(()) => slot.flags.called(),
-                Err(p) => poison(cell, slot, p, panic),
-            }
-        }
-        if !with_ext(cell, FrameExt::end_pass).unwrap_or(false) {
-            return;
-        }
+        keep_first(
+            &mut panic,
+            with_ext(cell, FrameExt::take_panic)
+                .flatten()
+                .map_or(Ok(()), Err),
+        );
         // Hooks registered by a callback are entered: on the way out they
         // are due too (on the way in they are skipped).
-        if !apply_pass(cell, panic) {
-            return;
+        if !apply_pass(cell, &mut panic) {
+            return panic;
         }
-        next = with_ext(cell, FrameExt::start_pass).flatten();
+        let Some(slots) = with_ext(cell, FrameExt::start_pass).flatten() else {
+            return panic;
+        };
+        call_hooks(cell, slots, phase);
+        if !with_ext(cell, FrameExt::end_pass).unwrap_or(false) {
+            return panic;
+        }
     }
 }
 
 /// A hook panicked during a pass: it is not called again, and dropped as it
-/// is when the pass ends.
+/// is when the pass ends; its panic waits in the frame until then, unless
+/// one is waiting already (a later panic is dropped, as when kept first).
 #[cold]
 #[inline(never)]
-fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload, panic: &mut Option<Payload>) {
-    panic.get_or_insert(p);
+fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload) {
     slot.flags.mark_poisoned();
-    with_ext(cell, FrameExt::changed);
+    // Dropped here, with the frame's extension no longer referred to.
+    let later = with_ext(cell, |ext| {
+        ext.changed();
+        ext.keep_panic(p)
+    });
+    drop(later);
 }
 
 /// The end of a pass during which the hooks changed: drops the hooks that

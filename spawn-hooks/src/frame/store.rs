@@ -64,6 +64,9 @@ pub(super) struct FrameExt {
     /// What the guards of hooks removed during a pass handed over: dropped
     /// after those hooks, when the pass ends.
     kept: Vec<Keep>,
+    /// The panic of a hook during the pass under way, until the pass ends
+    /// (see `protocol::poison`). A cell: set through a shared reference.
+    panicked: Cell<Option<Payload>>,
     /// Whether `settle_pending` is finishing a deferred removal: user code
     /// that runs meanwhile sees the frame as it was when that removal's
     /// guard dropped, so the later removals wait (see `settle_waits`).
@@ -293,6 +296,7 @@ impl Frame {
                 pass: Cell::new(Pass::IDLE),
                 added: Vec::new(),
                 kept: Vec::new(),
+                panicked: Cell::new(None),
                 settling: false,
             })
         })
@@ -653,6 +657,26 @@ impl FrameExt {
     #[inline(always)]
     pub(super) fn end_pass(&self) -> bool {
         self.pass.replace(Pass::IDLE) != Pass::CALLING
+    }
+
+    /// Keeps `p`, the panic of a hook during the pass, unless one is kept
+    /// already: then `p` is handed back, to be dropped by the caller.
+    pub(super) fn keep_panic(&self, p: Payload) -> Option<Payload> {
+        match self.panicked.take() {
+            None => {
+                self.panicked.set(Some(p));
+                None
+            }
+            first => {
+                self.panicked.set(first);
+                Some(p)
+            }
+        }
+    }
+
+    /// Takes the panic kept by [`keep_panic`](Self::keep_panic).
+    pub(super) fn take_panic(&self) -> Option<Payload> {
+        self.panicked.take()
     }
 
     /// Whether a pass is calling the hooks.
