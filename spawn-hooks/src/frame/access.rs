@@ -2,7 +2,7 @@
 //! whole mapping, a binding, a hook. Each has an inlined common case and a
 //! cold path for the base frame or pending removals.
 
-use std::cell::{RefCell, RefMut};
+use std::cell::RefCell;
 
 use super::current::{current_framed, with_current};
 use super::removals::{mark, settle, settle_pending};
@@ -118,31 +118,30 @@ fn current_mapping_slow() -> Mapping {
     })
 }
 
-/// The current frame's extension, borrowed, when a registration can go
-/// straight into it: the common case of [`bind`] and [`add_hook`], inlined
-/// there. That is a frame that has registered before, with nothing
-/// deferred. A frame with an extension is neither a base frame (never
-/// current: `with_current`) nor an isolated one (which refuses, and is
-/// given no hooks). The current frame needs no mark for its guards: they
-/// find it as the current frame, and frames entered above it mark it (see
-/// `protocol::install`).
+/// The current frame's extension, when a registration can go straight
+/// into it: the common case of [`bind`] and [`add_hook`], inlined there,
+/// with the current frame borrowed. That is a frame that has registered
+/// before, with nothing deferred. A frame with an extension is neither a
+/// base frame (never current: `with_current`) nor an isolated one (which
+/// refuses, and is given no hooks). The current frame needs no mark for its
+/// guards: they find it as the current frame, and frames entered above it
+/// mark it (see `protocol::install`).
+///
+/// The extension is taken before the check for deferred removals, whose
+/// load (`Acquire`) would make the compiler read it again after.
 #[inline(always)]
-fn registrable<'a>() -> Option<RefMut<'a, FrameExt>> {
-    let frame = current_framed()?.try_borrow_mut().ok()?;
-    RefMut::filter_map(frame, |frame| {
-        frame
-            .ext
-            .as_deref_mut()
-            .filter(|ext| !ext.shared.pending.load(Ordering::Acquire))
-    })
-    .ok()
+fn registrable(ext: &mut Option<Box<FrameExt>>) -> Option<&mut FrameExt> {
+    ext.as_deref_mut()
+        .filter(|ext| !ext.shared.pending.load(Ordering::Acquire))
 }
 
 /// Registers a binding in the current frame.
 #[inline]
 pub(crate) fn bind(name: &'static str, var: u64, value: Stored) -> Result<Registered, BindError> {
-    if let Some(mut ext) = registrable() {
-        return Ok(ext.bind(var, value));
+    if let Some(mut frame) = current_framed().and_then(|cell| cell.try_borrow_mut().ok()) {
+        if let Some(ext) = registrable(&mut frame.ext) {
+            return Ok(ext.bind(var, value));
+        }
     }
     bind_slow(name, var, value)
 }
@@ -157,8 +156,11 @@ fn bind_slow(name: &'static str, var: u64, value: Stored) -> Result<Registered, 
 /// (for its owner to drop, the frame no longer borrowed).
 #[inline]
 pub(crate) fn add_hook<H: Lifecycle>(hook: H) -> Result<Registered, (BindError, H)> {
-    if let Some(mut ext) = registrable() {
-        return Ok(ext.add_hook(hook));
+    if let Some(mut frame) = current_framed().and_then(|cell| cell.try_borrow_mut().ok()) {
+        let frame = &mut *frame;
+        if let Some(ext) = registrable(&mut frame.ext) {
+            return Ok(ext.add_hook(&frame.pass, hook));
+        }
     }
     add_hook_slow(hook)
 }

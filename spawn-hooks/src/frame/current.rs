@@ -16,7 +16,7 @@ thread_local! {
     // (The shim's loom version of the macro unwraps the `const` blocks.)
     static CURRENT: Cell<FramePtr> = const { Cell::new(ptr::null()) };
     // The thread's base frame, for code that runs outside any frame.
-    static BASE: RefCell<Frame> = const { RefCell::new(Frame::BASE) };
+    static BASE: RefCell<Frame> = const { RefCell::new(Frame::base()) };
 }
 
 /// Calls `f` with the current frame; `None` when it is the base frame and the

@@ -8,7 +8,7 @@ use std::mem;
 
 use super::current;
 use super::removals::{mark, settle, unmark};
-use super::store::{FrameExt, HookSlot, Slots};
+use super::store::{FrameExt, HookSlot, Pass, Slots};
 use super::{catch, keep_first, rethrow, Frame, FramePtr, Payload, Shared};
 use crate::mapping::Mapping;
 use crate::sync::Ordering;
@@ -81,12 +81,13 @@ impl<'a> Entered<'a> {
         let home = self.home;
         // SAFETY: as in `has_registrations`; the reference is not used once
         // user code runs (the first hook's call).
-        match unsafe { &*home.as_ptr() }.ext.as_deref() {
+        let frame = unsafe { &*home.as_ptr() };
+        match frame.ext.as_deref() {
             // Mutant: a suspended frame is entered without resuming its hooks.
             #[cfg(spawn_hooks_mutant = "no_resume")]
             Some(_) => None,
             Some(ext) if ext.shared.pending.load(Ordering::Acquire) => resume_hooks(home),
-            Some(ext) => run_hooks_from(home, ext.start_pass(), Phase::Resume),
+            Some(ext) => run_hooks_from(home, ext.start_pass(&frame.pass), Phase::Resume),
             None => None,
         }
     }
@@ -243,7 +244,8 @@ fn uninstall_with(
     // costs 3 instructions more (510.6 against 507.6, benches/icount.sh).
     // SAFETY: as in `has_registrations` (the reference is not used after
     // the checks).
-    match unsafe { &*frame.as_ptr() }.ext.as_deref() {
+    let f = unsafe { &*frame.as_ptr() };
+    match f.ext.as_deref() {
         // Nothing registered, ever: only the swap, whether the frame
         // suspends or ends. An ending frame has nothing of its own to drop;
         // its starting mapping goes with its owner (dropping it here, under
@@ -261,7 +263,7 @@ fn uninstall_with(
                 return None;
             }
             if inline_hooks {
-                suspend_hooks(frame, prev, start_yield(ext), &ext.shared)
+                suspend_hooks(frame, prev, start_yield(ext, &f.pass), &ext.shared)
             } else {
                 suspend_registered(frame, prev, &ext.shared)
             }
@@ -286,20 +288,20 @@ fn restore(prev: FramePtr) {
 /// `on_yield`, newest first, then the swap back; see [`suspend_hooks`].
 #[inline(never)]
 fn suspend_registered(frame: &RefCell<Frame>, prev: FramePtr, shared: &Shared) -> Option<Payload> {
-    let first = with_ext(frame, start_yield).flatten();
+    let first = with_frame(frame, |f| start_yield(f.ext.as_deref()?, &f.pass));
     suspend_hooks(frame, prev, first, shared)
 }
 
 /// Starts the pass of `on_yield` over the hooks of `ext`, the extension of
-/// the frame being left.
+/// the frame being left, whose pass state is `pass`.
 #[inline(always)]
-fn start_yield(ext: &FrameExt) -> Option<Slots> {
+fn start_yield(ext: &FrameExt, pass: &Pass) -> Option<Slots> {
     // Mutant: `on_yield` is skipped when the poll unwinds.
     #[cfg(spawn_hooks_mutant = "no_yield_on_unwind")]
     if std::thread::panicking() {
         return None;
     }
-    ext.start_pass()
+    ext.start_pass(pass)
 }
 
 /// [`suspend_registered`], inlined where a frame with hooks is polled, with
@@ -360,7 +362,7 @@ fn end_registered(frame: &RefCell<Frame>, prev: FramePtr) -> Option<Payload> {
 /// callback) is out of line, and only that takes the borrow.
 #[inline(always)]
 fn run_hooks(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
-    let first = with_ext(cell, FrameExt::start_pass).flatten();
+    let first = with_frame(cell, Frame::start_pass);
     run_hooks_from(cell, first, phase)
 }
 
@@ -375,7 +377,7 @@ fn run_hooks(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
 fn run_hooks_from(cell: &RefCell<Frame>, first: Option<Slots>, phase: Phase) -> Option<Payload> {
     let slots = first?;
     call_hooks(cell, slots, phase);
-    if !with_ext(cell, FrameExt::end_pass).unwrap_or(false) {
+    if !with_frame(cell, Frame::end_pass) {
         return None;
     }
     pass_changed(cell, phase)
@@ -434,11 +436,11 @@ fn pass_changed(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
         if !apply_pass(cell, &mut panic) {
             return panic;
         }
-        let Some(slots) = with_ext(cell, FrameExt::start_pass).flatten() else {
+        let Some(slots) = with_frame(cell, Frame::start_pass) else {
             return panic;
         };
         call_hooks(cell, slots, phase);
-        if !with_ext(cell, FrameExt::end_pass).unwrap_or(false) {
+        if !with_frame(cell, Frame::end_pass) {
             return panic;
         }
     }
@@ -452,10 +454,8 @@ fn pass_changed(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
 fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload) {
     slot.flags.mark_poisoned();
     // Dropped here, with the frame's extension no longer referred to.
-    let later = with_ext(cell, |ext| {
-        ext.changed();
-        ext.keep_panic(p)
-    });
+    with_frame(cell, |f| f.pass.changed());
+    let later = with_ext(cell, |ext| ext.keep_panic(p));
     drop(later);
 }
 
@@ -471,12 +471,11 @@ fn apply_pass(cell: &RefCell<Frame>, panic: &mut Option<Payload>) -> bool {
     added
 }
 
-/// Calls `f` with the frame's extension, if it has one, without the borrow
-/// flag: for the pass's own bookkeeping, which runs no user code (`f` must
-/// not: the reference is not to outlive it while a callback may borrow the
-/// frame).
+/// Calls `f` with the frame, without the borrow flag: for the pass's own
+/// bookkeeping, which runs no user code (`f` must not: the reference is not
+/// to outlive it while a callback may borrow the frame).
 #[inline(always)]
-fn with_ext<R>(cell: &RefCell<Frame>, f: impl FnOnce(&FrameExt) -> R) -> Option<R> {
+fn with_frame<R>(cell: &RefCell<Frame>, f: impl FnOnce(&Frame) -> R) -> R {
     // SAFETY: as in `has_registrations`: no `RefMut` of the frame is held
     // here (the pass's callers hold none, and hooks are called with the
     // frame not borrowed), and the shared reference ends with `f`, which
@@ -484,7 +483,13 @@ fn with_ext<R>(cell: &RefCell<Frame>, f: impl FnOnce(&FrameExt) -> R) -> Option<
     // a pass this way, rather than through `borrow_mut`, with the rare
     // paths out of line: 665.6 -> 616.6 instructions a poll with one hook
     // (benches/icount.sh, `poll_rtext_hook`).
-    unsafe { &*cell.as_ptr() }.ext.as_deref().map(f)
+    f(unsafe { &*cell.as_ptr() })
+}
+
+/// [`with_frame`], with the frame's extension, if it has one.
+#[inline(always)]
+fn with_ext<R>(cell: &RefCell<Frame>, f: impl FnOnce(&FrameExt) -> R) -> Option<R> {
+    with_frame(cell, |frame| frame.ext.as_deref().map(f))
 }
 
 /// Drops what is left in the current frame, newest hook first, then newest

@@ -195,11 +195,12 @@ fn release<K: FnOnce() -> Keep>(shared: &Arc<Shared>, id: u64, keep: Option<K>) 
     if let Some(cell) = current_framed() {
         if let Ok(mut frame) = cell.try_borrow_mut() {
             if frame.owns(shared) {
-                if let Some(ext) = frame.ext.as_deref_mut() {
+                let f = &mut *frame;
+                if let Some(ext) = f.ext.as_deref_mut() {
                     if keep.is_none() && ext.pop_trivial(id) {
                         return;
                     }
-                    if ext.newest_hook_is(id) {
+                    if ext.newest_hook_is(&f.pass, id) {
                         return drop_newest_hook(frame);
                     }
                 }

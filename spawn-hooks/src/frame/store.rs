@@ -28,6 +28,13 @@ pub(crate) struct Frame {
     /// The mapping the frame started from: never changes.
     pub(super) start: Mapping,
     pub(super) ext: Option<Box<FrameExt>>,
+    /// Whether `run_hooks` is calling the hooks (a pass is under way), and
+    /// whether the hooks changed during the pass. In the frame rather than
+    /// its extension: a pass ends with one read of the frame, where the
+    /// extension read again after the hooks' calls cost 3 instructions a
+    /// pass (benches/icount.sh, `poll_rtext_hook_yield_now`). It fits in
+    /// the frame's padding.
+    pub(super) pass: Pass,
     /// The thread's base frame, for code that runs outside any frame.
     base: bool,
     /// A frame around an executor (see `crate::isolate`): shared by the
@@ -51,14 +58,9 @@ pub(super) struct FrameExt {
     /// user code, except when a removal drops it (see `Removed`).
     current: Cell<Option<Mapping>>,
     /// Live hooks, oldest first (so ids increase along the vector). While
-    /// `run_hooks` calls them (`pass`), no slot moves and none is dropped:
-    /// a hook is called in place, where its slot stores it.
+    /// `run_hooks` calls them (`Frame::pass`), no slot moves and none is
+    /// dropped: a hook is called in place, where its slot stores it.
     pub(super) hooks: Vec<HookSlot>,
-    /// Whether `run_hooks` is calling the hooks (a pass is under way), and
-    /// whether the hooks changed during the pass (see [`Pass`]). A cell: a
-    /// pass starts and ends through a shared reference, without the frame's
-    /// borrow flag.
-    pass: Cell<u8>,
     /// Hooks registered during a pass: added after `hooks` when it ends.
     added: Vec<HookSlot>,
     /// What the guards of hooks removed during a pass handed over: dropped
@@ -90,14 +92,40 @@ pub(super) struct HookSlot {
     pub(super) flags: SlotFlags,
 }
 
-/// The values of `FrameExt::pass`: no pass, a pass calling the hooks, and
-/// the bit a change during the pass adds.
-struct Pass;
+/// Whether a pass over a frame's hooks is under way (see `run_hooks`), and
+/// whether the hooks changed during it. A cell: a pass starts and ends
+/// through a shared reference, without the frame's borrow flag.
+#[derive(Default)]
+pub(super) struct Pass(Cell<u8>);
 
 impl Pass {
     const IDLE: u8 = 0;
     const CALLING: u8 = 1;
+    /// The bit a change during the pass adds.
     const CHANGED: u8 = 2;
+
+    const fn idle() -> Pass {
+        Pass(Cell::new(Self::IDLE))
+    }
+
+    /// Whether a pass is calling the hooks.
+    #[inline(always)]
+    pub(super) fn calling(&self) -> bool {
+        self.0.get() != Self::IDLE
+    }
+
+    /// Notes that the hooks changed during the pass: a slot was marked gone
+    /// (its guard dropped, or its hook panicked), or a hook registered.
+    pub(super) fn changed(&self) {
+        self.0.set(self.0.get() | Self::CHANGED);
+    }
+
+    /// Ends a pass. Returns whether the hooks changed during it, which
+    /// [`Frame::apply_pass`] then applies.
+    #[inline(always)]
+    pub(super) fn end(&self) -> bool {
+        self.0.replace(Self::IDLE) != Self::CALLING
+    }
 }
 
 /// A hook slot's state, in one cell so that a pass tells whether a hook is
@@ -161,7 +189,7 @@ impl SlotFlags {
 
 /// A frame's hooks, as a pass over them sees them (see `run_hooks`): where
 /// the slots are and how many. For the length of the pass (from
-/// [`FrameExt::start_pass`] to [`FrameExt::end_pass`]) the hook list is not
+/// [`FrameExt::start_pass`] to [`Pass::end`]) the hook list is not
 /// changed in place: removals only mark their slot gone, registrations wait
 /// aside, teardown waits, and the frame is not dropped (it is entered).
 pub(super) struct Slots {
@@ -221,12 +249,15 @@ pub(super) enum Removed {
 
 impl Frame {
     /// A thread's base frame.
-    pub(super) const BASE: Frame = Frame {
-        start: Mapping::empty(),
-        ext: None,
-        base: true,
-        isolated: false,
-    };
+    pub(super) const fn base() -> Frame {
+        Frame {
+            start: Mapping::empty(),
+            ext: None,
+            pass: Pass::idle(),
+            base: true,
+            isolated: false,
+        }
+    }
 
     /// An empty frame that refuses bindings and hooks, like a runtime
     /// thread's base frame, for an executor polled inside another frame.
@@ -234,6 +265,7 @@ impl Frame {
         Frame {
             start: Mapping::empty(),
             ext: None,
+            pass: Pass::idle(),
             base: false,
             isolated: true,
         }
@@ -243,6 +275,7 @@ impl Frame {
         Frame {
             start: mapping,
             ext: None,
+            pass: Pass::idle(),
             base: false,
             isolated: false,
         }
@@ -285,15 +318,14 @@ impl Frame {
 
     /// The frame's extension, made on first use; `home` is the frame's own
     /// address (it is current, so in place).
-    fn ext_mut(&mut self, home: FramePtr) -> &mut FrameExt {
-        self.ext.get_or_insert_with(|| {
+    fn ext_mut(ext: &mut Option<Box<FrameExt>>, home: FramePtr) -> &mut FrameExt {
+        ext.get_or_insert_with(|| {
             Box::new(FrameExt {
                 shared: Arc::new(Shared::new(home)),
                 next_id: 0,
                 bindings: Vec::new(),
                 current: Cell::new(None),
                 hooks: Vec::new(),
-                pass: Cell::new(Pass::IDLE),
                 added: Vec::new(),
                 kept: Vec::new(),
                 panicked: Cell::new(None),
@@ -303,18 +335,18 @@ impl Frame {
     }
 
     pub(super) fn bind(&mut self, home: FramePtr, var: u64, value: Stored) -> Registered {
-        self.ext_mut(home).bind(var, value)
+        Frame::ext_mut(&mut self.ext, home).bind(var, value)
     }
 
     pub(super) fn add_hook<H: Lifecycle>(&mut self, home: FramePtr, hook: H) -> Registered {
-        self.ext_mut(home).add_hook(hook)
+        Frame::ext_mut(&mut self.ext, home).add_hook(&self.pass, hook)
     }
 
     /// Registers `hook` suspended, with no guard: it is resumed with the
     /// frame's next resume (its first entry) and dropped when the frame
     /// ends. For a frame that does not move (its `home`).
     pub(crate) fn add_suspended_hook<H: Lifecycle>(&mut self, home: FramePtr, hook: H) {
-        self.ext_mut(home).push_hook(hook, false);
+        Frame::ext_mut(&mut self.ext, home).push_hook(&self.pass, hook, false);
     }
 
     /// Takes out the newest hook, which [`FrameExt::newest_hook_is`] named.
@@ -358,11 +390,11 @@ impl Frame {
             };
         }
         if let Some(i) = ext.hooks.iter().position(|h| h.id == id) {
-            if ext.calling() {
+            if self.pass.calling() {
                 // Maybe being called: not called again, dropped when the
                 // pass ends, and what its guard handed over after it.
                 if !ext.hooks[i].flags.mark_gone() {
-                    ext.changed();
+                    self.pass.changed();
                 }
                 ext.kept.extend(keep);
                 return Removed::Nothing;
@@ -375,7 +407,7 @@ impl Frame {
         keep.map_or(Removed::Nothing, Removed::Kept)
     }
 
-    /// The end of a pass ([`FrameExt::end_pass`]) that changed the hooks: a
+    /// The end of a pass ([`Pass::end`]) that changed the hooks: a
     /// hook panicked, or was removed or registered meanwhile.
     /// Hooks registered meanwhile join the others (they are newer). Returns
     /// the hooks to drop (those that panicked, and those whose guard dropped
@@ -387,16 +419,28 @@ impl Frame {
         }
     }
 
+    /// Starts a pass over the hooks (see [`FrameExt::start_pass`]).
+    #[inline(always)]
+    pub(super) fn start_pass(&self) -> Option<Slots> {
+        self.ext.as_deref()?.start_pass(&self.pass)
+    }
+
+    /// Ends a pass (see [`Pass::end`]).
+    #[inline(always)]
+    pub(super) fn end_pass(&self) -> bool {
+        self.pass.end()
+    }
+
     /// Whether a pass over the hooks is under way: they are not to be
     /// dropped meanwhile.
     pub(super) fn in_pass(&self) -> bool {
-        self.ext.as_deref().is_some_and(|e| e.calling())
+        self.pass.calling()
     }
 
     /// Takes out the newest hook, else the newest binding, for teardown.
     pub(super) fn pop_item(&mut self) -> Option<Removed> {
         let ext = self.ext.as_deref_mut()?;
-        if ext.calling() {
+        if self.pass.calling() {
             // A hook being called: nothing is dropped under it.
             return None;
         }
@@ -421,7 +465,7 @@ impl Frame {
     pub(super) fn settle_waits(&self) -> bool {
         self.ext
             .as_deref()
-            .is_some_and(|e| e.settling || e.calling())
+            .is_some_and(|e| e.settling || self.pass.calling())
     }
 
     pub(super) fn set_settling(&mut self, on: bool) {
@@ -554,12 +598,13 @@ impl FrameExt {
     }
 
     /// Whether hook `id` is the newest, entered, and no pass is calling the
-    /// hooks: then its removal takes it out with [`Frame::pop_hook`], and
-    /// it is dropped as it is, with nothing to resume first.
+    /// hooks (`pass`, the frame's): then its removal takes it out with
+    /// [`Frame::pop_hook`], and it is dropped as it is, with nothing to
+    /// resume first.
     #[inline]
-    pub(super) fn newest_hook_is(&self, id: u64) -> bool {
+    pub(super) fn newest_hook_is(&self, pass: &Pass, id: u64) -> bool {
         self.hooks.last().is_some_and(|last| {
-            last.id == id && last.flags.get() == SlotFlags::ENTERED && !self.calling()
+            last.id == id && last.flags.get() == SlotFlags::ENTERED && !pass.calling()
         })
     }
 
@@ -603,10 +648,10 @@ impl FrameExt {
         mapping
     }
 
-    /// Registers `hook`, entered, with a guard.
+    /// Registers `hook`, entered, with a guard; `pass` is the frame's.
     #[inline]
-    pub(super) fn add_hook<H: Lifecycle>(&mut self, hook: H) -> Registered {
-        let id = self.push_hook(hook, true);
+    pub(super) fn add_hook<H: Lifecycle>(&mut self, pass: &Pass, hook: H) -> Registered {
+        let id = self.push_hook(pass, hook, true);
         (self.shared.clone(), id)
     }
 
@@ -617,9 +662,9 @@ impl FrameExt {
     /// hook was copied on its way to either list before the branch (7
     /// instructions a span guard, benches/icount.sh `span_guard_enter`).
     #[inline]
-    fn push_hook<H: Lifecycle>(&mut self, hook: H, entered: bool) -> u64 {
-        if self.calling() {
-            return self.push_added(hook, entered);
+    fn push_hook<H: Lifecycle>(&mut self, pass: &Pass, hook: H, entered: bool) -> u64 {
+        if pass.calling() {
+            return self.push_added(pass, hook, entered);
         }
         let id = self.new_id();
         self.hooks.push(HookSlot::new(id, hook, entered));
@@ -629,34 +674,30 @@ impl FrameExt {
     /// [`push_hook`](Self::push_hook) during a pass: the hook waits aside.
     #[cold]
     #[inline(never)]
-    fn push_added<H: Lifecycle>(&mut self, hook: H, entered: bool) -> u64 {
+    fn push_added<H: Lifecycle>(&mut self, pass: &Pass, hook: H, entered: bool) -> u64 {
         let id = self.new_id();
-        self.changed();
+        pass.changed();
         self.added.push(HookSlot::new(id, hook, entered));
         id
     }
 
-    /// Starts a pass over the hooks (see `run_hooks`); `None` if there are
-    /// none, or a pass is under way. Through a shared reference: the pass
-    /// does not take the frame's borrow flag (see `run_hooks`).
+    /// Starts a pass over the hooks (see `run_hooks`), `pass` being the
+    /// frame's; `None` if there are none, or a pass is under way. Through a
+    /// shared reference: the pass does not take the frame's borrow flag
+    /// (see `run_hooks`).
     #[inline(always)]
-    pub(super) fn start_pass(&self) -> Option<Slots> {
-        if self.hooks.is_empty() || self.calling() {
-            return None;
-        }
-        self.pass.set(Pass::CALLING);
-        Some(Slots {
+    pub(super) fn start_pass(&self, pass: &Pass) -> Option<Slots> {
+        // Read before the flag is set: LLVM cannot tell that the store
+        // leaves the list alone, and would read its length twice.
+        let slots = Slots {
             first: self.hooks.as_ptr(),
             len: self.hooks.len(),
-        })
-    }
-
-    /// Ends a pass. Returns whether the hooks changed during it (a slot
-    /// marked gone, a hook registered), which [`Frame::apply_pass`] then
-    /// applies.
-    #[inline(always)]
-    pub(super) fn end_pass(&self) -> bool {
-        self.pass.replace(Pass::IDLE) != Pass::CALLING
+        };
+        if slots.len == 0 || pass.calling() {
+            return None;
+        }
+        pass.0.set(Pass::CALLING);
+        Some(slots)
     }
 
     /// Keeps `p`, the panic of a hook during the pass, unless one is kept
@@ -677,17 +718,6 @@ impl FrameExt {
     /// Takes the panic kept by [`keep_panic`](Self::keep_panic).
     pub(super) fn take_panic(&self) -> Option<Payload> {
         self.panicked.take()
-    }
-
-    /// Whether a pass is calling the hooks.
-    fn calling(&self) -> bool {
-        self.pass.get() != Pass::IDLE
-    }
-
-    /// Notes that the hooks changed during the pass: a slot was marked gone
-    /// (its guard dropped, or its hook panicked), or a hook registered.
-    pub(super) fn changed(&self) {
-        self.pass.set(self.pass.get() | Pass::CHANGED);
     }
 
     fn apply_pass(&mut self) -> (Vec<Removed>, bool) {
