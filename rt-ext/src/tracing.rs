@@ -659,10 +659,14 @@ impl Lifecycle for CheckedSpanHook {
     }
 
     fn on_resume(&mut self) {
-        if !self.checked {
+        // Both ways a tail call: no stack frame for the call out of line
+        // (2 instructions a poll, benches/icount.sh `span_guard_poll`,
+        // whose one guard is its call site's first, so checked).
+        if self.checked {
+            self.hook.enter();
+        } else {
             check_nesting(self);
         }
-        self.hook.enter();
     }
 }
 
@@ -735,6 +739,7 @@ fn check_this_one(at: &'static Location<'static>) -> bool {
 /// costs a lookup of the current span (about 50 instructions under
 /// tracing-subscriber's `Registry`, which reads the span's slot for its
 /// metadata), once per checked guard, on top of the one when it is taken.
+/// Then enters the span: the first resume of a checked guard.
 #[cold]
 #[inline(never)]
 fn check_nesting(hook: &mut CheckedSpanHook) {
@@ -742,6 +747,7 @@ fn check_nesting(hook: &mut CheckedSpanHook) {
     if current_span_id(&hook.hook.dispatch) != hook.parent {
         nesting_broken(hook);
     }
+    hook.hook.enter();
 }
 
 #[cold]

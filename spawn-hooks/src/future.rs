@@ -160,8 +160,8 @@ impl<F: Future> Future for Framed<F> {
     // saves and restores registers once: 446.6 -> 429.6 instructions per
     // poll of a task (benches/icount.sh, `poll_rtext`; tokio alone, 400.6).
     #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.as_mut().project();
         if !matches!(this.state, State::Suspended) {
             // The first poll (or one after completion, which panics): the
             // frame holds nothing yet, so it takes the common poll below
@@ -173,7 +173,7 @@ impl<F: Future> Future for Framed<F> {
         if !frame::has_registrations(this.frame) {
             return poll_entered(this.future, this.frame, this.state, cx, false);
         }
-        poll_resuming(this.future, this.frame, this.state, cx)
+        poll_resuming(self, cx)
     }
 }
 
@@ -230,13 +230,9 @@ fn poll_entered<F: Future>(
 /// instructions, `spawn_rtext` 2,212.8 -> 2,181.8, `frame_run` 168 -> 137
 /// (benches/icount.sh).
 #[inline(never)]
-fn poll_resuming<F: Future>(
-    future: Pin<&mut Option<F>>,
-    frame: &RefCell<Frame>,
-    state: &mut State,
-    cx: &mut Context<'_>,
-) -> Poll<F::Output> {
-    poll_entered(future, frame, state, cx, true)
+fn poll_resuming<F: Future>(framed: Pin<&mut Framed<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    let this = framed.project();
+    poll_entered(this.future, this.frame, this.state, cx, true)
 }
 
 /// Marks the frame suspended at its first poll; panics if it is done.
