@@ -136,10 +136,21 @@ impl Drop for Entered<'_> {
     /// The poll or closure unwound: leaves as [`Entered::leave`] does; a
     /// panic of user code on the way out is discarded (the thread is
     /// unwinding already) or resumed.
-    #[cold]
+    ///
+    /// Inlined, handing the fields over by value: the guard's address does
+    /// not escape into a call, so the guard need not be kept in memory
+    /// across the poll.
+    #[inline]
     fn drop(&mut self) {
-        rethrow(uninstall(self.home, self.prev, self.leave));
+        left_unwinding(self.home, self.prev, self.leave);
     }
+}
+
+/// [`Entered`]'s drop, out of line.
+#[cold]
+#[inline(never)]
+fn left_unwinding(home: &RefCell<Frame>, prev: FramePtr, leave: Leave) {
+    rethrow(uninstall(home, prev, leave));
 }
 
 impl fmt::Debug for Entered<'_> {
