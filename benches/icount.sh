@@ -38,7 +38,8 @@ done
 
 ICOUNT_FEATURES=log-variables icount_build
 span_ops=(span_guard_enter span_enter span_guard_poll span_instrument_poll
-          span_guard_poll_yield_now span_instrument_poll_yield_now span_spawn
+          span_guard_poll_yield_now span_instrument_poll_yield_now
+          span_instrument_body_poll span_instrument_body_poll_yield_now span_spawn
           span_spawn_none span_follow_poll span_none_poll)
 printf '\n| operation (`log-variables` build) | instructions/op |\n|---|---:|\n'
 for op in "${span_ops[@]}"; do
@@ -76,3 +77,8 @@ check "spawn + join, 1 variable / tokio" spawn_rtext1 spawn_tokio 1.15
 check "span guard enter + drop / span.enter + drop" span_guard_enter span_enter 2.0
 check "span guard held across yields / Instrument, per poll" span_guard_poll span_instrument_poll 1.10
 check "span guard held across yields / Instrument (yield_now)" span_guard_poll_yield_now span_instrument_poll_yield_now 1.10
+# The guard is taken in the task's body, an async block around the yielding
+# future; `Instrument` above wraps the yielding future itself, one state
+# machine less per poll. The peer with the same body:
+check "span guard held across yields / Instrument, same body" span_guard_poll span_instrument_body_poll 1.10
+check "span guard held across yields / Instrument, same body (yield_now)" span_guard_poll_yield_now span_instrument_body_poll_yield_now 1.10

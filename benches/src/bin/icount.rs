@@ -167,6 +167,16 @@ const OPS: &[(&str, &str)] = &[
     ),
     #[cfg(feature = "log-variables")]
     (
+        "span_instrument_body_poll",
+        "`span_instrument_poll` with the task's body in an async block, as the guard's is",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
+        "span_instrument_body_poll_yield_now",
+        "`span_instrument_body_poll` with tokio's `yield_now` as the yield",
+    ),
+    #[cfg(feature = "log-variables")]
+    (
         "span_spawn",
         "`ctx::spawn` + join inside an entered span (the child follows it), Registry",
     ),
@@ -485,8 +495,11 @@ fn poll_hook_mode(_: usize, _: bool) {
 /// guard's drop in the same kind of task (the peer);
 /// `span_guard_poll`: one poll of a `ctx::spawn`ed task that holds a
 /// `ctx::tracing::enter` guard across every yield; `span_instrument_poll`:
-/// the same with tracing's `Instrument` instead (the peer); the two with
-/// `_yield_now`: the same yielding with tokio's `yield_now`;
+/// the same with tracing's `Instrument` instead (the peer), around the
+/// yielding future itself; `span_instrument_body_poll`: around an async
+/// block that awaits it, the body the guard's task has (the peer with the
+/// same body); the three with `_yield_now`: the same yielding with tokio's
+/// `yield_now`;
 /// `span_current_id`: the lookup a guard's nesting check makes on each
 /// resume (the current span's id from the default dispatcher);
 /// `span_rt_instrument_poll`: `rt_ext::tracing::Instrument` in place of
@@ -546,6 +559,20 @@ fn span_ops(op: &str, n: usize) {
             "span_instrument_poll_yield_now" => rt.block_on(async {
                 let span = tracing::info_span!("instrumented");
                 tokio::spawn(yield_now_n(n).instrument(span)).await.unwrap()
+            }),
+            "span_instrument_body_poll" => rt.block_on(async {
+                let span = tracing::info_span!("instrumented");
+                let body = async move {
+                    yield_n(n).await;
+                };
+                tokio::spawn(body.instrument(span)).await.unwrap()
+            }),
+            "span_instrument_body_poll_yield_now" => rt.block_on(async {
+                let span = tracing::info_span!("instrumented");
+                let body = async move {
+                    yield_now_n(n).await;
+                };
+                tokio::spawn(body.instrument(span)).await.unwrap()
             }),
             "span_rt_instrument_poll" => rt.block_on(async {
                 let span = tracing::info_span!("instrumented");
