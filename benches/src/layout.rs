@@ -273,6 +273,20 @@ pub const GROUPS: &[Group] = &[
             peer("instrument", "tracing `Instrument`"),
         ],
     },
+    #[cfg(feature = "log-variables")]
+    Group {
+        id: "span_guard_across_yields",
+        title: "span held across 10,000 yields by a guard in the task's body, Registry (per poll)",
+        ops_per_iter: YIELDS,
+        rows: &[
+            peer("instrument", "tracing `Instrument` around the yielding future"),
+            peer(
+                "instrument_body",
+                "tracing `Instrument` around the same body as the guard's",
+            ),
+            ours("rtext_guard", "rt-ext `ctx::tracing::enter` in the body"),
+        ],
+    },
 ];
 
 /// The timing targets of the issue; the hook-mode one only in a
@@ -383,6 +397,22 @@ pub const TARGETS: &[Target] = &[
         numerator: "rtext_set_again",
         denominator: "task_local",
         limit: 5.0,
+    },
+    #[cfg(feature = "log-variables")]
+    Target {
+        what: "span guard across yields <= 1.10 x `Instrument`",
+        group: "span_guard_across_yields",
+        numerator: "rtext_guard",
+        denominator: "instrument",
+        limit: 1.10,
+    },
+    #[cfg(feature = "log-variables")]
+    Target {
+        what: "span guard across yields <= 1.10 x `Instrument`, same body",
+        group: "span_guard_across_yields",
+        numerator: "rtext_guard",
+        denominator: "instrument_body",
+        limit: 1.10,
     },
     #[cfg(feature = "log-variables")]
     Target {

@@ -50,6 +50,8 @@ pub fn all(c: &mut Criterion) {
     #[cfg(feature = "log-variables")]
     log_line(c);
     span_across_yields(c);
+    #[cfg(feature = "log-variables")]
+    span_guard_across_yields(c);
     frame_layer(c);
 }
 
@@ -525,6 +527,47 @@ fn span_across_yields(c: &mut Criterion) {
     });
     g.bench_function("instrument", |b| {
         with_registry(|| b.iter(|| instrumented_yields(&rt)));
+    });
+    g.finish();
+}
+
+/// A span held across every yield of a task, Registry: rt-ext's span guard
+/// taken in the task's body, against tracing's `Instrument` around the
+/// yielding future and around the same body.
+#[cfg(feature = "log-variables")]
+fn span_guard_across_yields(c: &mut Criterion) {
+    let rt = workload::current_thread();
+    let mut g = c.benchmark_group("span_guard_across_yields");
+    g.bench_function("instrument", |b| {
+        with_registry(|| b.iter(|| instrumented_yields(&rt)));
+    });
+    g.bench_function("instrument_body", |b| {
+        with_registry(|| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let span = tracing::info_span!("task");
+                    let body = async move {
+                        yield_n(YIELDS).await;
+                    };
+                    tokio::spawn(body.instrument(span)).await.unwrap()
+                })
+            })
+        });
+    });
+    g.bench_function("rtext_guard", |b| {
+        with_registry(|| {
+            b.iter(|| {
+                rt.block_on(async {
+                    ctx::spawn(async move {
+                        let span = tracing::info_span!("task");
+                        let _guard = ctx::tracing::enter(&span);
+                        yield_n(YIELDS).await;
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+        });
     });
     g.finish();
 }
