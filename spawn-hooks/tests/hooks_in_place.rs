@@ -190,6 +190,33 @@ fn a_panicking_hook_is_dropped_once_and_the_others_still_run() {
 }
 
 #[test]
+fn of_two_hooks_panicking_in_one_pass_the_first_panic_goes_on() {
+    let log = Log::default();
+    let l = log.clone();
+    let result = panic::catch_unwind(AssertUnwindSafe(move || {
+        run(async move {
+            let _a = enter(Hook::new("a", &l).on("yield", || panic!("a")));
+            let _b = enter(Hook::new("b", &l));
+            let _c = enter(Hook::new("c", &l).on("yield", || panic!("c")));
+            yield_once().await;
+        })
+    }));
+    // `on_yield` runs newest first: `c` panics first.
+    let payload = result.expect_err("the hooks' panic reaches the poller");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"c"));
+    let events = log.take();
+    assert_eq!(events[..3], ["c yield", "b yield", "a yield"]);
+    for name in ["a", "b", "c"] {
+        let dropped = format!("{name} dropped");
+        assert_eq!(
+            events.iter().filter(|e| **e == dropped).count(),
+            1,
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
 fn a_callback_may_poll_frames_with_hooks_and_read_and_bind() {
     static V: Variable<u32> = Variable::new("v");
     let log = Log::default();
