@@ -464,9 +464,10 @@ fn pass_changed(cell: &RefCell<Frame>, phase: Phase) -> Option<Payload> {
 #[inline(never)]
 fn poison(cell: &RefCell<Frame>, slot: &HookSlot, p: Payload) {
     slot.flags.mark_poisoned();
-    // Dropped here, with the frame's extension no longer referred to.
     with_frame(cell, |f| f.pass.changed());
     let later = with_ext(cell, |ext| ext.keep_panic(p));
+    // A later panic is dropped here, with the frame's extension no longer
+    // referred to: its destructor is user code.
     drop(later);
 }
 
