@@ -351,25 +351,26 @@ pub fn entered(span: Span) -> OwnedSpanGuard {
 #[inline]
 fn hook_for(span: &Span) -> Result<HookGuard, BindError> {
     let taken_at = Location::caller();
-    if check_this_one(taken_at) {
-        return hook_for_rare(span, taken_at, true);
-    }
     // Entered through the span's own handle, so that the hook's copy of
     // its id and dispatcher is never borrowed and is built in registers: 3
     // instructions against entering through the copy (benches/icount.sh,
     // `span_guard_enter`). Nothing between here and the registration can
-    // unwind.
+    // unwind. A disabled span's guard is never sampled: it has no nesting.
     let hook = span.with_subscriber(|(id, dispatch)| {
+        if check_this_one(taken_at) {
+            return None;
+        }
         dispatch.enter(id);
-        SpanHook {
+        Some(SpanHook {
             id: id.clone(),
             dispatch: dispatch.clone(),
             entered: true,
-        }
+        })
     });
     match hook {
         // On refusal the hook is dropped, which exits the span again.
-        Some(hook) => crate::try_enter(hook),
+        Some(Some(hook)) => crate::try_enter(hook),
+        Some(None) => hook_for_rare(span, taken_at, true),
         None => hook_for_rare(span, taken_at, false),
     }
 }
