@@ -16,7 +16,7 @@ fn info_only() -> tracing::Dispatch {
 
 #[test]
 fn a_disabled_span_is_refused_where_an_enabled_one_is() {
-    let _default = tracing::dispatcher::set_default(&info_only());
+    let dispatch = info_only();
     // A plain tokio task, as under `#[tokio::main]`: unframed code of a
     // runtime thread refuses hooks.
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -24,7 +24,9 @@ fn a_disabled_span_is_refused_where_an_enabled_one_is() {
         .build()
         .unwrap();
     let (enabled, disabled) = rt.block_on(async {
-        tokio::spawn(async {
+        tokio::spawn(async move {
+            // The worker's default, for the task's one synchronous stretch.
+            let _default = tracing::dispatcher::set_default(&dispatch);
             let enabled = info_span!("kept");
             let disabled = debug_span!("filtered");
             assert!(!enabled.is_disabled() && disabled.is_disabled());
